@@ -1,0 +1,154 @@
+"""Core types shared by every part of xai_bias (frozen dataclasses; no loose dicts).
+
+Roles, in this fixed order, label every token of a prompt (see ``ROLES``):
+``sink`` (first position), ``template`` (chat template, special tokens, system prompt, image
+delimiters), ``image`` (vision placeholder tokens), ``question``, ``options``, ``instruction``,
+``generated``. Modalities group roles (``MODALITIES``).
+"""
+
+from __future__ import annotations
+
+import types as _pytypes
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+ROLES: tuple[str, ...] = ("sink", "template", "image", "question", "options", "instruction", "generated")
+ROLE_INDEX: Mapping[str, int] = _pytypes.MappingProxyType({name: i for i, name in enumerate(ROLES)})
+N_ROLES = len(ROLES)
+
+MODALITIES: Mapping[str, tuple[str, ...]] = _pytypes.MappingProxyType(
+    {
+        "image": ("image",),
+        "text": ("question", "options", "instruction"),
+        "other": ("sink", "template"),
+    }
+)
+
+CONDITIONS: tuple[str, ...] = ("complete", "text_white", "text_black", "text_noise", "image_only", "text_only")
+MODES: tuple[str, ...] = ("direct", "cot")
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _frozen_mapping(meta: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return _pytypes.MappingProxyType(dict(meta or {}))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One multiple-choice item.
+
+    ``answer`` is a letter (A, B, ...) or None when unknown. ``images`` are shown in the order
+    of the question's ``<image N>`` placeholders; ``vision_image`` is a screenshot holding the
+    question and options (MMMU-Pro "vision" setting), used by the ``image_only`` condition.
+    """
+
+    id: str
+    question: str
+    options: tuple[str, ...]
+    answer: str | None
+    images: tuple[Path, ...] = ()
+    vision_image: Path | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "options", tuple(self.options))
+        object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        object.__setattr__(self, "meta", _frozen_mapping(self.meta))
+
+    @property
+    def letters(self) -> tuple[str, ...]:
+        return tuple(LETTERS[: len(self.options)])
+
+    @property
+    def answer_index(self) -> int | None:
+        return None if not self.answer else LETTERS.index(self.answer)
+
+
+@dataclass(frozen=True)
+class TokenRoles:
+    """Role of each token of one tokenized prompt.
+
+    role: int8 array ``[T]`` of indices into ``ROLES``.
+    """
+
+    role: np.ndarray  # [T] int8
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.role, dtype=np.int8)
+        arr.setflags(write=False)
+        object.__setattr__(self, "role", arr)
+
+    def __len__(self) -> int:
+        return int(self.role.shape[0])
+
+    def mask(self, *names: str) -> np.ndarray:
+        """Boolean ``[T]`` mask of the tokens whose role is one of ``names``."""
+        idx = [ROLE_INDEX[n] for n in names]
+        return np.isin(self.role, idx)
+
+    def positions(self, *names: str) -> np.ndarray:
+        """Token positions ``[k]`` of the given roles."""
+        return np.flatnonzero(self.mask(*names))
+
+    def counts(self) -> np.ndarray:
+        """Token count per role ``[n_roles]`` (int32)."""
+        return np.bincount(self.role.astype(np.int64), minlength=N_ROLES).astype(np.int32)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One (sample, condition, mode) run.
+
+    option_logprobs: ``[n_options]`` float32 (log-probs of the option letters, NaN if not scored).
+    role_tokens: ``[n_roles]`` int32 token count per role.
+    input_ids / token_roles: ``[T]`` the prompt exactly as the model saw it, and each token's role.
+    measurements: dataset path in the trace (e.g. ``"attention/mass"``) -> this record's row
+    (e.g. ``[L, H, n_roles]``). Instruments add entries; the store writes them.
+    """
+
+    sample_id: str
+    condition: str
+    mode: str
+    answer: str
+    prediction: str
+    correct: bool
+    status: str = "ok"
+    option_logprobs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    role_tokens: np.ndarray = field(default_factory=lambda: np.zeros(N_ROLES, np.int32))
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    input_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    token_roles: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int8))
+    response: str = ""
+    measurements: Mapping[str, np.ndarray] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "meta", _frozen_mapping(self.meta))
+        object.__setattr__(self, "measurements", _frozen_mapping(self.measurements))
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.sample_id, self.condition, self.mode)
+
+
+@dataclass(frozen=True)
+class PromptView:
+    """What the model is shown for one (sample, condition, mode): built by ``conditions``.
+
+    ``question`` may hold ``<image N>`` placeholders (1-based) marking where ``images[N-1]``
+    stands; images without a placeholder go before the text. ``options`` are the option texts
+    shown (lettered A, B, ... by the prompt builder; empty for ``image_only``), ``letters`` the
+    answer letters scored (always one per option of the sample). ``instruction`` is the last
+    text segment ("Answer with the option's letter from the given choices directly.").
+    """
+
+    question: str
+    options: tuple[str, ...]
+    letters: tuple[str, ...]
+    instruction: str
+    images: tuple[Any, ...] = ()  # PIL.Image.Image, in placeholder order
+    sample_id: str = ""
+    condition: str = "complete"
+    mode: str = "direct"
