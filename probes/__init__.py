@@ -1,0 +1,26 @@
+"""Probe suites: each module builds a sample set and registers it by name in ``PROBES``.
+
+A probe is a callable ``build(limit: int | None = None, seed: int = 0, path: str | None = None)
+-> xai_bias.samples.SampleSet``. ``xai_bias`` never imports this package; ``cli.py`` does.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from xai_bias.registry import Registry
+
+PROBES: Registry = Registry("probe")
+
+_MODULES = ("hint_conflict", "easy_vqa", "mmmu_pro")
+
+
+def load_probes() -> Registry:
+    """Import every probe module (each registers itself) and return the registry."""
+    for name in _MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:  # a probe module not written yet
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return PROBES
