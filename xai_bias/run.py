@@ -1,0 +1,373 @@
+"""The study runner: samples × conditions × mode -> Records -> trace file.
+
+``run_study(vlm, sample_set, config)`` walks the work items (one per sample × condition) in
+batches: builds each prompt view, encodes it, runs the scoring forward pass under every
+method's capture context, scores the option letters (or generates and parses in ``cot`` mode),
+lets each method measure, and appends one Record per item to the trace, flushing after each.
+
+Reliability: with ``resume`` the items already in the trace are skipped; SIGINT stops after
+the batch in flight; an item whose input is bad gets a Record with ``status`` naming the cause
+(``on_error="skip"``) or stops the run with a SampleError (``"stop"``) — records already
+written stay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import shlex
+import signal
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import SampleError, UsageError
+from .instruments import METHODS, MethodSettings, Target, load_methods
+from .types import CONDITIONS, LETTERS, MODES, N_ROLES, ROLES, PromptView, Record, Sample
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one run (what the CLI's ``attribute`` flags set)."""
+
+    out: Path = Path("runs/demo.h5")
+    conditions: tuple[str, ...] = ("complete",)
+    mode: str = "direct"
+    methods: tuple[str, ...] = ()
+    limit: int | None = None
+    batch_size: int = 8
+    seed: int = 0
+    resume: bool = False
+    overwrite: bool = False
+    on_error: str = "stop"  # "stop" | "skip"
+    options: str = "all"  # "all" | "4" (reduce to k options)
+    max_new_tokens: int = 512
+    parse_fallback: str | None = None  # None | "random"
+    shard: tuple[int, int] = (0, 1)  # (index, count)
+    settings: MethodSettings = field(default_factory=MethodSettings)
+    command: str = ""
+    progress: bool = True
+
+    def validate(self) -> None:
+        for c in self.conditions:
+            if c not in CONDITIONS:
+                from .registry import Registry
+
+                reg = Registry("condition")
+                for name in CONDITIONS:
+                    reg.register(name, name)
+                reg.get(c)
+        if self.mode not in MODES:
+            raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        if self.on_error not in ("stop", "skip"):
+            raise UsageError("--on-error must be 'stop' or 'skip'")
+        if self.options != "all" and not (self.options.isdigit() and int(self.options) >= 2):
+            raise UsageError("--options must be 'all' or a number of options >= 2 (e.g. 4)")
+        if self.batch_size < 1:
+            raise UsageError("--batch-size must be at least 1")
+        i, n = self.shard
+        if not (n >= 1 and 0 <= i < n):
+            raise UsageError(f"--shard {i}/{n}: need 0 <= i < n")
+        load_methods()
+        for m in self.methods:
+            METHODS.get(m)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    sample: Sample
+    condition: str
+    mode: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.sample.id, self.condition, self.mode)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    out: Path
+    written: int
+    skipped_done: int
+    failed: int
+    interrupted: bool
+    resume_command: str = ""
+
+
+def work_items(samples: Sequence[Sample], config: RunConfig) -> list[WorkItem]:
+    """All (sample, condition) items of this shard, in a fixed order: samples outer."""
+    from .options import reduce_options
+
+    items = []
+    for s in samples:
+        if config.options != "all":
+            s = reduce_options(s, k=int(config.options), seed=config.seed)
+        for c in config.conditions:
+            items.append(WorkItem(s, c, config.mode))
+    i, n = config.shard
+    return items[i::n]
+
+
+def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
+    """Root attributes of the trace: model, data, settings, package versions."""
+    import h5py
+    import torch
+    import transformers
+
+    from . import __version__
+
+    spec = vlm.spec
+    versions = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "h5py": h5py.__version__,
+        "numpy": np.__version__,
+        "xai_bias": __version__,
+    }
+    settings = {
+        "conditions": list(config.conditions),
+        "mode": config.mode,
+        "methods": list(config.methods),
+        "options": config.options,
+        "max_new_tokens": config.max_new_tokens if config.mode == "cot" else 0,
+        "parse_fallback": config.parse_fallback or "",
+        "method_settings": {k: v for k, v in config.settings.__dict__.items() if k != "extra"},
+    }
+    return {
+        "model_id": vlm.model_id,
+        "model_arch": spec.arch,
+        "model_family": spec.family,
+        "dtype": str(vlm.dtype).replace("torch.", ""),
+        "device": str(vlm.device),
+        "package_versions": json.dumps(versions),
+        "command": config.command,
+        "sample_set": json.dumps({"name": sample_set.name, "sha256": sample_set.sha256}),
+        "seed": config.seed,
+        "roles": list(ROLES),
+        "n_layers": spec.n_layers,
+        "n_heads": spec.n_heads,
+        "settings": json.dumps(settings, sort_keys=True),
+    }
+
+
+class _StopFlag:
+    """SIGINT handler: the first Ctrl-C asks the loop to stop after the batch in flight."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator["_StopFlag"]:
+        try:
+            previous = signal.signal(signal.SIGINT, self._handle)
+        except ValueError:  # not the main thread
+            yield self
+            return
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _handle(self, signum, frame) -> None:  # noqa: ARG002
+        if self.stop:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.stop = True
+        print("\nInterrupted: finishing the record(s) in flight, then stopping "
+              "(Ctrl-C again to abort now).", file=sys.stderr)
+
+
+def _error_record(item: WorkItem, cause: str) -> Record:
+    s = item.sample
+    return Record(
+        sample_id=s.id, condition=item.condition, mode=item.mode, answer=s.answer or "",
+        prediction="", correct=False, status=f"error: {cause}",
+        option_logprobs=np.full(len(s.options), np.nan, np.float32),
+        role_tokens=np.zeros(N_ROLES, np.int32), meta=dict(s.meta),
+    )
+
+
+def _chunks(seq: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), n):
+        yield seq[start : start + n]
+
+
+class Runner:
+    """Runs work items through one model with a set of methods (see module docstring)."""
+
+    def __init__(self, vlm: Any, config: RunConfig):
+        config.validate()
+        self.vlm = vlm
+        self.config = config
+        self.methods = [METHODS.get(name)(vlm, config.settings) for name in config.methods]
+
+    # -- one batch ------------------------------------------------------------------------
+    def _encode(self, items: Sequence[WorkItem]) -> tuple[list[tuple[WorkItem, PromptView, Any]], list[Record]]:
+        from .conditions import make_view
+        from .models import encode
+
+        ok, failed = [], []
+        for item in items:
+            try:
+                view = make_view(item.sample, item.condition, item.mode, seed=self.config.seed)
+                ok.append((item, view, encode(self.vlm, view)))
+            except (SampleError, OSError, ValueError) as exc:
+                cause = exc.cause if isinstance(exc, SampleError) else f"{type(exc).__name__}: {exc}"
+                if self.config.on_error == "stop":
+                    raise SampleError(f"sample {item.sample.id!r} ({item.condition})", cause) from exc
+                failed.append(_error_record(item, cause))
+        return ok, failed
+
+    def run_batch(self, items: Sequence[WorkItem]) -> list[Record]:
+        """Records for a batch of items, in the items' order (failed ones with their cause)."""
+        ok, failed = self._encode(items)
+        records = {r.key: r for r in failed}
+        if ok:
+            for rec in self._score(ok):
+                records[rec.key] = rec
+        return [records[it.key] for it in items]
+
+    def _score(self, encoded: Sequence[tuple[WorkItem, PromptView, Any]]) -> list[Record]:
+        from .models import collate
+
+        batch = collate(self.vlm, [e for _, _, e in encoded])
+        if self.config.mode == "cot":
+            return self._score_cot(encoded, batch)
+        return self._score_direct(encoded, batch)
+
+    def _score_direct(self, encoded, batch) -> list[Record]:
+        from .models import option_logprobs_from_logits, forward
+
+        letters = [view.letters for _, view, _ in encoded]
+        with contextlib.ExitStack() as stack:
+            for m in self.methods:
+                stack.enter_context(m.capture(batch))
+            logits = forward(self.vlm, batch)
+        logprobs = option_logprobs_from_logits(self.vlm, logits, batch, letters)
+        answer_pos = int(logits.shape[1]) - 1
+        predictions = [view.letters[int(np.nanargmax(lp))] for lp, (_, view, _) in zip(logprobs, encoded)]
+        targets = [self._target(item, view, pred, answer_pos) for (item, view, _), pred in zip(encoded, predictions)]
+        rows = self._measure(batch, targets)
+        return [
+            self._record(item, view, enc, pred, lp, row)
+            for (item, view, enc), pred, lp, row in zip(encoded, predictions, logprobs, rows)
+        ]
+
+    def _score_cot(self, encoded, batch) -> list[Record]:
+        from .answers import parse_choice
+        from .models import extend_with_generation, forward, generate, option_logprobs_from_logits
+
+        texts, gen_ids = generate(self.vlm, batch, max_new_tokens=self.config.max_new_tokens)
+        preds = [
+            parse_choice(text, list(item.sample.options), fallback=self.config.parse_fallback,
+                         seed=self.config.seed)
+            for text, (item, _, _) in zip(texts, encoded)
+        ]
+        full = extend_with_generation(self.vlm, batch, gen_ids)
+        prompt_len = int(batch.inputs["input_ids"].shape[1])
+        # the answer row: the position whose next-token distribution emits the parsed letter
+        answer_rows = [
+            _emitting_position(self.vlm, ids, pred, prompt_len) for ids, pred in zip(gen_ids, preds)
+        ]
+        with contextlib.ExitStack() as stack:
+            for m in self.methods:
+                stack.enter_context(m.capture(full))
+            logits = forward(self.vlm, full)
+        letters = [view.letters for _, view, _ in encoded]
+        logprobs = option_logprobs_from_logits(self.vlm, logits, full, letters, positions=answer_rows)
+        targets = [
+            self._target(item, view, pred or view.letters[int(np.nanargmax(lp))], pos)
+            for (item, view, _), pred, lp, pos in zip(encoded, preds, logprobs, answer_rows)
+        ]
+        rows = self._measure(full, targets)
+        return [
+            self._record(item, view, enc, pred, lp, row, response=text)
+            for (item, view, enc), pred, lp, row, text in zip(encoded, preds, logprobs, rows, texts)
+        ]
+
+    def _target(self, item: WorkItem, view: PromptView, prediction: str, pos: int) -> Target:
+        letter = prediction
+        if self.config.settings.target == "gold" and item.sample.answer:
+            letter = item.sample.answer
+        ids = tuple(self.vlm.letter_token_ids(view.letters))
+        return Target(answer_pos=pos, token_id=ids[LETTERS.index(letter)], letter_ids=ids)
+
+    def _measure(self, batch, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
+        rows: list[dict[str, np.ndarray]] = [{} for _ in targets]
+        for m in self.methods:
+            for row, got in zip(rows, m.measure(batch, targets)):
+                row.update(got)
+        return rows
+
+    def _record(self, item, view, enc, prediction, logprobs, measurements, response="") -> Record:
+        s = item.sample
+        answer = s.answer or ""
+        return Record(
+            sample_id=s.id, condition=item.condition, mode=item.mode, answer=answer,
+            prediction=prediction, correct=bool(answer) and prediction == answer, status="ok",
+            option_logprobs=np.asarray(logprobs, np.float32), role_tokens=enc.roles.counts(),
+            meta=dict(s.meta), input_ids=np.asarray(enc.input_ids, np.int32),
+            token_roles=np.asarray(enc.roles.role, np.int8), response=response,
+            measurements=measurements,
+        )
+
+
+def _emitting_position(vlm: Any, gen_ids: np.ndarray, letter: str, prompt_len: int) -> int:
+    """Index (in prompt+generation) of the row whose logits emit the last ``letter`` token.
+
+    Falls back to the last generated row when the letter was not emitted as a token (an
+    option's text matched, or nothing parsed).
+    """
+    gen = np.asarray(gen_ids)
+    if letter:
+        tid = vlm.letter_token_ids([letter])[0]
+        hits = np.flatnonzero(gen == tid)
+        if hits.size:
+            return prompt_len + int(hits[-1]) - 1
+    return prompt_len + max(len(gen), 1) - 1
+
+
+def run_study(vlm: Any, sample_set: Any, config: RunConfig,
+              on_record: Callable[[Record], None] | None = None) -> RunSummary:
+    """Run ``config`` over ``sample_set`` with ``vlm`` and write the trace (see module doc)."""
+    from tqdm.auto import tqdm
+
+    from .store import TraceWriter
+
+    runner = Runner(vlm, config)
+    items = work_items(sample_set.samples[: config.limit] if config.limit else sample_set.samples, config)
+    out = Path(config.out)
+    written = failed = 0
+    stop = _StopFlag()
+    with TraceWriter(out, provenance(vlm, sample_set, config), resume=config.resume,
+                     overwrite=config.overwrite) as writer:
+        for name, attrs in (a for m in runner.methods for a in m.dataset_attrs().items()):
+            writer.set_dataset_attrs(name, **attrs)
+        done = writer.done_keys() if config.resume else set()
+        todo = [it for it in items if it.key not in done]
+        bar = tqdm(total=len(todo), desc=f"attribute {out.name}", unit="rec",
+                   disable=not config.progress, file=sys.stderr)
+        with stop.installed(), bar:
+            for chunk in _chunks(todo, config.batch_size):
+                for rec in runner.run_batch(chunk):
+                    writer.append(rec)
+                    written += 1
+                    failed += rec.status != "ok"
+                    if on_record:
+                        on_record(rec)
+                bar.update(len(chunk))
+                if stop.stop:
+                    break
+    resume_cmd = ""
+    if stop.stop:
+        resume_cmd = _resume_command(config.command)
+    return RunSummary(out, written, len(items) - len(todo), failed, stop.stop, resume_cmd)
+
+
+def _resume_command(command: str) -> str:
+    parts = [p for p in shlex.split(command) if p not in ("--overwrite", "--resume")]
+    return shlex.join(parts + ["--resume"]) if parts else "--resume"
