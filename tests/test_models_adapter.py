@@ -1,0 +1,181 @@
+"""Model adapter on tiny offline models of every family: load, save/load, roles, scoring, batching."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from xai_bias.errors import UnknownNameError
+from xai_bias.models import (FAMILIES, collate, encode, forward, load_vlm, make_tokenizer, option_logprobs, predict,
+                             tiny_vlm)
+from xai_bias.models.prompting import segments
+from xai_bias.types import ROLE_INDEX, PromptView
+
+ARCHS = FAMILIES.names()
+INSTR = "Answer with the option's letter from the given choices directly."
+
+torch.set_num_threads(1)
+
+
+def _img(w, h, color):
+    return Image.new("RGB", (w, h), color)
+
+
+def views() -> list[PromptView]:
+    red, green = _img(64, 48, (200, 10, 10)), _img(40, 90, (0, 100, 10))
+    return [
+        PromptView(question="What color is <image 1> here?", options=("red", "blue", "green"),
+                   letters=tuple("ABC"), instruction=INSTR, images=(red,)),
+        PromptView(question="What shape is it?", options=("circle", "square"), letters=tuple("AB"),
+                   instruction=INSTR, condition="text_only"),
+        PromptView(question="", options=(), letters=tuple("ABCD"),
+                   instruction="Based on the provided images, please answer the question.",
+                   images=(green, red), condition="image_only"),
+    ]
+
+
+_CACHE: dict[str, object] = {}
+
+
+def tiny(arch):
+    if arch not in _CACHE:
+        _CACHE[arch] = tiny_vlm(arch)
+    return _CACHE[arch]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tiny_model_loads(arch):
+    vlm = tiny(arch)
+    spec = vlm.spec
+    assert spec.family == arch and spec.arch in FAMILIES.get(arch).model_types
+    assert 2 <= spec.n_layers <= 4 and len(vlm.layers) == spec.n_layers
+    assert not vlm.model.training
+    assert spec.image_token_id == vlm.tokenizer.convert_tokens_to_ids(FAMILIES.get(arch).image_token)
+    ids = vlm.letter_token_ids(list("ABCDEFGHIJ"))
+    assert len(set(ids)) == 10
+    for letter, tid in zip("ABCDEFGHIJ", ids):
+        assert vlm.tokenizer.decode([tid]).strip() == letter
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_roles(arch):
+    vlm = tiny(arch)
+    for view in views():
+        enc = encode(vlm, view)
+        ids = enc.input_ids.numpy()
+        roles = enc.roles
+        assert len(roles) == len(ids) and roles.role[0] == ROLE_INDEX["sink"]
+        image_pos = set(np.flatnonzero(np.isin(ids, FAMILIES.get(arch).image_token_ids(vlm.tokenizer))))
+        assert set(roles.positions("image")) == image_pos - {0}
+        # the count equals the processor's expansion: one placeholder per vision token
+        n_vision = sum(r * c for r, c in enc.image_grids)
+        assert len(image_pos) == n_vision
+        assert len(enc.image_grids) == len(view.images)
+        question = "".join(t for r, t in segments(view) if r == "question")
+        assert vlm.tokenizer.decode(ids[roles.mask("question")]) == question
+        options = "\n".join(f"{L}. {o}" for L, o in zip("ABCDEFGHIJ", view.options))
+        assert vlm.tokenizer.decode(ids[roles.mask("options")]) == options
+        assert vlm.tokenizer.decode(ids[roles.mask("instruction")]) == view.instruction
+        assert roles.counts()[ROLE_INDEX["generated"]] == 0
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_scoring_and_batching(arch):
+    vlm = tiny(arch)
+    vs = views()
+    encs = [encode(vlm, v) for v in vs]
+    assert len({len(e) for e in encs}) == 3
+    singles = [option_logprobs(vlm, collate(vlm, [e]), [v.letters])[0] for e, v in zip(encs, vs)]
+    batch = collate(vlm, encs)
+    assert batch.answer_pos == batch.inputs["input_ids"].shape[1] - 1
+    rm = batch.role_matrix()
+    assert rm.shape == tuple(batch.inputs["input_ids"].shape)
+    for i, p in enumerate(batch.pad):
+        assert (rm[i, :p] == -1).all() and (rm[i, p:] >= 0).all()
+    batched = option_logprobs(vlm, batch, [v.letters for v in vs])
+    for s, b, v in zip(singles, batched, vs):
+        assert s.shape == (len(v.letters),) and s.dtype == np.float32
+        assert np.isfinite(s).all() and (s < 0).all()
+        np.testing.assert_allclose(b, s, atol=1e-5, rtol=0)
+        assert predict(s, v.letters) == v.letters[int(np.argmax(s))]
+    # option log-probs are the log-softmax of forward()'s logits at the answer position
+    logits = forward(vlm, collate(vlm, [encs[0]]))
+    full = torch.log_softmax(logits[0, -1].float(), -1)
+    ids = vlm.letter_token_ids(vs[0].letters)
+    np.testing.assert_allclose(full[ids].numpy(), singles[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_save_load_round_trip(arch, tmp_path):
+    vlm = tiny(arch)
+    vlm.save(tmp_path)
+    assert list(tmp_path.glob("*.safetensors"))
+    back = load_vlm(tmp_path, device="cpu", dtype="auto")
+    assert back.spec == vlm.spec and back.dtype == torch.float32 and not back.model.training
+    assert type(back.processor).__name__ == type(vlm.processor).__name__
+    assert back.model.config._attn_implementation == "sdpa"
+    for view in views():
+        a, b = encode(vlm, view), encode(back, view)
+        assert torch.equal(a.input_ids, b.input_ids)
+        assert np.array_equal(a.roles.role, b.roles.role)
+        la, lb = forward(vlm, collate(vlm, [a])), forward(back, collate(back, [b]))
+        assert torch.equal(la, lb)
+
+
+def test_unsupported_architecture_lists_families(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mllama"}))
+    with pytest.raises(UnknownNameError) as err:
+        load_vlm(tmp_path)
+    for name in ARCHS:
+        assert name in str(err.value)
+
+
+def test_unknown_tiny_arch_did_you_mean():
+    with pytest.raises(UnknownNameError, match="qwen2_5_vl"):
+        tiny_vlm("qwen25_vl")
+
+
+def test_trust_remote_code_only_when_asked(tmp_path, monkeypatch):
+    import transformers
+
+    vlm = tiny("qwen2_5_vl")
+    vlm.save(tmp_path)
+    seen = []
+    cls = getattr(transformers, FAMILIES.get("qwen2_5_vl").model_class)
+    orig_model, orig_tok = cls.from_pretrained.__func__, transformers.AutoTokenizer.from_pretrained.__func__
+
+    def model_fp(klass, *a, **kw):
+        seen.append(("model", "trust_remote_code" in kw, kw.get("trust_remote_code")))
+        return orig_model(klass, *a, **kw)
+
+    def tok_fp(klass, *a, **kw):
+        seen.append(("tokenizer", "trust_remote_code" in kw, kw.get("trust_remote_code")))
+        return orig_tok(klass, *a, **kw)
+
+    monkeypatch.setattr(cls, "from_pretrained", classmethod(model_fp))
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", classmethod(tok_fp))
+    load_vlm(tmp_path, device="cpu")
+    assert seen and all(not present for _, present, _ in seen)
+    seen.clear()
+    load_vlm(tmp_path, device="cpu", trust_remote_code=True)
+    assert seen and all(present and value is True for _, present, value in seen)
+
+
+def test_make_tokenizer_word_level():
+    tok = make_tokenizer("qwen2_5_vl", ["Is", "zebra", "taller", "giraffe"])
+    assert tok.unk_token_id in tok.encode("Xylophone", add_special_tokens=False)
+    text = "Is the zebra taller than the giraffe?\nA. yes"
+    ids = tok.encode(text, add_special_tokens=False)
+    assert tok.unk_token_id not in ids
+    assert tok.decode(ids) == text
+    for letter in "ABCDEFGHIJ":
+        assert len(tok.encode(letter, add_special_tokens=False)) == 1
+    for special in ("<|vision_start|>", "<|image_pad|>", "<|im_start|>"):
+        assert re.fullmatch(r"\d+", str(tok.convert_tokens_to_ids(special)))
+        assert tok.convert_tokens_to_ids(special) != tok.unk_token_id
+    assert "<|im_start|>" in tok.chat_template

@@ -1,0 +1,157 @@
+"""The supported model families, as data: one adapter serves them all.
+
+A ``Family`` names the Hugging Face classes (model, processor, PIL image processor), the
+placeholder token that vision features replace, the special tokens and chat template of the
+real checkpoints, how positions are computed under left padding, and the config of its tiny
+random model. Adding a family = adding an entry here (plus, at most, a processor quirk).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from ..registry import Registry
+
+
+@dataclass(frozen=True, eq=False)
+class Family:
+    """One supported VLM family (data only).
+
+    model_types: config.json ``model_type`` values served by this entry.
+    image_token: the placeholder token the processor repeats once per vision feature.
+    position_ids: "model" (the model derives positions from the attention mask itself, e.g.
+      Qwen mrope from ``mm_token_type_ids``) or "mask" (we pass cumsum(mask) - 1).
+    skip_video: the processor class wants a video processor; we build it without one.
+    tiny_config: token ids -> kwargs of the family's config for a tiny random model.
+    """
+
+    name: str
+    model_types: tuple[str, ...]
+    model_class: str
+    processor_class: str
+    image_processor_class: str
+    image_token: str
+    special_tokens: tuple[str, ...]
+    named_tokens: Mapping[str, str | None]
+    chat_template: str | None
+    tiny_config: Callable[[Mapping[str, int]], dict[str, Any]]
+    tiny_image_processor: Mapping[str, Any] = field(default_factory=dict)
+    tiny_processor: Mapping[str, Any] = field(default_factory=dict)
+    skip_video: bool = False
+    position_ids: str = "mask"
+    images_first: bool = False  # the prompt format puts every image before the text
+    unk_token: str = "<unk>"
+    render: Callable[[Any, list[dict]], str] | None = None  # prompt builder when there is no chat template
+    image_batching: str = "concat"  # "concat": image tensors join on dim 0; "pad": padded on dim 1
+
+    def image_token_ids(self, tokenizer) -> list[int]:
+        """Ids of the vision placeholder tokens (the image role)."""
+        return [tokenizer.convert_tokens_to_ids(self.image_token)]
+
+    @property
+    def special_token_set(self) -> frozenset[str]:
+        return frozenset(self.special_tokens)
+
+
+FAMILIES: Registry[Family] = Registry("model family")
+
+# ---------------------------------------------------------------- chat templates (real checkpoints)
+
+QWEN_VL_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
+    "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture "
+    "{{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}{% if add_vision_id %}Video "
+    "{{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# ---------------------------------------------------------------- tiny configs
+
+TINY_TEXT = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=4096,
+)
+
+
+def _qwen_tiny(ids: Mapping[str, int], *, v2: bool = False) -> dict[str, Any]:
+    text = dict(TINY_TEXT, vocab_size=ids["vocab_size"], rope_parameters={
+        "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+        bos_token_id=ids.get("bos_token_id"), eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"])
+    if v2:
+        vision = dict(depth=2, embed_dim=32, hidden_size=64, mlp_ratio=2, num_heads=2, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2)
+    else:
+        vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                      patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=56,
+                      fullatt_block_indexes=[1])
+    return dict(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>", "<unk>")
+QWEN_NAMED = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
+QWEN_IMAGE_PROC = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+
+FAMILIES.register("qwen2_5_vl", Family(
+    name="qwen2_5_vl",
+    model_types=("qwen2_5_vl",),
+    model_class="Qwen2_5_VLForConditionalGeneration",
+    processor_class="Qwen2_5_VLProcessor",
+    image_processor_class="Qwen2VLImageProcessorPil",
+    image_token="<|image_pad|>",
+    special_tokens=QWEN_SPECIALS,
+    named_tokens=QWEN_NAMED,
+    chat_template=QWEN_VL_TEMPLATE,
+    tiny_config=_qwen_tiny,
+    tiny_image_processor=QWEN_IMAGE_PROC,
+    skip_video=True,
+    position_ids="model",
+))
+
+FAMILIES.register("qwen2_vl", Family(
+    name="qwen2_vl",
+    model_types=("qwen2_vl",),
+    model_class="Qwen2VLForConditionalGeneration",
+    processor_class="Qwen2VLProcessor",
+    image_processor_class="Qwen2VLImageProcessorPil",
+    image_token="<|image_pad|>",
+    special_tokens=QWEN_SPECIALS,
+    named_tokens=QWEN_NAMED,
+    chat_template=QWEN_VL_TEMPLATE,
+    tiny_config=lambda ids: _qwen_tiny(ids, v2=True),
+    tiny_image_processor=QWEN_IMAGE_PROC,
+    skip_video=True,
+    position_ids="model",
+))
+
+
+def family_for_model_type(model_type: str) -> Family:
+    """The family serving config.json's ``model_type`` (UnknownNameError lists the families)."""
+    for _, fam in FAMILIES.items():
+        if model_type in fam.model_types:
+            return fam
+    from ..errors import UnknownNameError
+
+    raise UnknownNameError(
+        f"unsupported model architecture {model_type!r}. Supported families: {', '.join(FAMILIES.names())}."
+    )

@@ -1,0 +1,80 @@
+"""``load_vlm``: a local folder or a hub id (same code path) -> ``VLM``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+import transformers
+
+from ..errors import UsageError
+from .families import Family, family_for_model_type
+from .processors import load_processor
+from .spec import VLM, make_spec
+
+_FILES = ["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt", "*.py"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
+    """auto: bf16 on a CUDA device that supports it, else fp32."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        device = device or resolve_device()
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    try:
+        return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[str(dtype)]
+    except KeyError:
+        raise UsageError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16") from None
+
+
+def local_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> Path:
+    """The checkpoint folder: ``name_or_path`` itself, or a hub snapshot (network needed)."""
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        return p
+    if p.exists() or str(name_or_path).startswith((".", "/", "~")):
+        raise UsageError(f"model path {name_or_path!r} is not a checkpoint folder")
+    from huggingface_hub import snapshot_download
+
+    patterns = _FILES if trust_remote_code else [f for f in _FILES if f != "*.py"]
+    try:
+        return Path(snapshot_download(str(name_or_path), allow_patterns=patterns))
+    except Exception as exc:  # offline, unknown repo, gated ...
+        raise UsageError(f"cannot fetch model {name_or_path!r} from the hub: {exc}") from exc
+
+
+def read_family(folder: Path) -> Family:
+    cfg_file = folder / "config.json"
+    if not cfg_file.is_file():
+        raise UsageError(f"{folder} has no config.json")
+    model_type = json.loads(cfg_file.read_text(encoding="utf-8")).get("model_type", "")
+    return family_for_model_type(model_type)
+
+
+def load_vlm(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
+             trust_remote_code: bool = False) -> VLM:
+    """Load a supported VLM (eval mode, sdpa attention, safetensors weights)."""
+    folder = local_folder(name_or_path, trust_remote_code)
+    family = read_family(folder)
+    dev = resolve_device(device)
+    dt = resolve_dtype(dtype, dev)
+    remote = {"trust_remote_code": True} if trust_remote_code else {}
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **remote)
+    processor = load_processor(family, folder, tokenizer)
+    model_cls = getattr(transformers, family.model_class)
+    model = model_cls.from_pretrained(folder, dtype=dt, attn_implementation="sdpa", **remote)
+    model = model.to(dev).eval()
+    image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
+    return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
+               model_id=str(name_or_path), device=dev, dtype=dt)

@@ -1,0 +1,79 @@
+"""Processor construction: explicit, from tokenizer + PIL image processor + chat template.
+
+``AutoProcessor`` may silently return only the tokenizer (no torchvision, no video
+processor); we always build the family's processor class ourselves. Families whose processor
+insists on a video processor get a subclass whose attributes are image processor + tokenizer.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import transformers
+
+from .families import Family
+
+
+def processor_class(family: Family) -> type:
+    """The family's processor class; without a video processor where the family needs that."""
+    return _processor_class(family.processor_class, family.skip_video)
+
+
+@functools.lru_cache(maxsize=None)
+def _processor_class(name: str, skip_video: bool) -> type:
+    base = getattr(transformers, name)
+    if not skip_video:
+        return base
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
+        base.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+    # The attributes of a ProcessorMixin are read from its __init__ signature. Same name as the
+    # base class, so a saved folder names a class that stock transformers knows.
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
+
+
+def image_processor_class(family: Family) -> type:
+    return getattr(transformers, family.image_processor_class)
+
+
+def processor_init_kwargs(family: Family, saved: dict[str, Any]) -> dict[str, Any]:
+    """Entries of a saved processor config that the processor's __init__ accepts."""
+    base = getattr(transformers, family.processor_class)
+    params = inspect.signature(base.__init__).parameters
+    skip = {"self", "image_processor", "tokenizer", "video_processor", "chat_template", "kwargs", "args"}
+    return {k: v for k, v in saved.items() if k in params and k not in skip}
+
+
+def build_processor(family: Family, tokenizer, image_processor, chat_template: str | None,
+                    saved: dict[str, Any] | None = None):
+    """The family's processor from its parts (no video processor); ``saved``: processor config."""
+    cls = processor_class(family)
+    kwargs = processor_init_kwargs(family, saved or {})
+    return cls(image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def load_processor(family: Family, folder: Path, tokenizer, **hub_kwargs):
+    """Load tokenizer-side parts from ``folder`` (a local snapshot) and build the processor."""
+    proc_cfg = _read_json(folder / "processor_config.json")
+    img_cfg = _read_json(folder / "preprocessor_config.json") or proc_cfg.get("image_processor", {})
+    img_cls = image_processor_class(family)
+    img_kwargs = {k: v for k, v in img_cfg.items() if not k.startswith("_") and k not in (
+        "image_processor_type", "processor_class", "auto_map")}
+    image_processor = img_cls(**img_kwargs)
+    chat_template = None
+    jinja = folder / "chat_template.jinja"
+    if jinja.is_file():
+        chat_template = jinja.read_text(encoding="utf-8")
+    else:
+        chat_template = _read_json(folder / "chat_template.json").get("chat_template") or getattr(
+            tokenizer, "chat_template", None)
+    return build_processor(family, tokenizer, image_processor, chat_template, proc_cfg)

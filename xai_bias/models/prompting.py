@@ -1,0 +1,205 @@
+"""Multiple-choice prompts in MMMU-Pro style, in the model's chat template, with token roles.
+
+Layout of the user turn: images (where the question's ``<image N>`` placeholders stand, else
+all before the text), the question, the options lettered "A. ...", one per line, then the
+instruction. Roles come from character spans: each text segment is rendered through the chat
+template as a unique marker, the markers are replaced by the real text (recording spans), the
+processor expands the image placeholders (we shift the spans by its replacement offsets), and
+the tokenizer's offset mapping assigns each token the role of the segment its first character
+lies in. Image tokens are found by id; everything else is ``template``; position 0 is ``sink``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from ..types import LETTERS, ROLE_INDEX, PromptView, TokenRoles
+from .spec import VLM
+
+_PLACEHOLDER = re.compile(r"<image\s*(\d+)>")
+_MARK = re.compile("\ue000(\\d+)\ue001")
+_DROP_KEYS = ("offset_mapping", "text_replacement_offsets")
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One tokenized prompt.
+
+    inputs: processor outputs, tensors with batch dim 1 (input_ids ``[1, T]``, pixel values...).
+    roles: ``[T]`` role per token. image_grids: (rows, cols) of vision tokens per image.
+    text: the prompt string given to the processor (before placeholder expansion).
+    """
+
+    inputs: Mapping[str, torch.Tensor]
+    roles: TokenRoles
+    image_grids: tuple[tuple[int, int], ...]
+    text: str = ""
+    n_images: int = 0
+
+    @property
+    def input_ids(self) -> torch.Tensor:
+        """``[T]``"""
+        return self.inputs["input_ids"][0]
+
+    def __len__(self) -> int:
+        return int(self.inputs["input_ids"].shape[1])
+
+
+def format_options(options: tuple[str, ...]) -> str:
+    """ "A. first\\nB. second" (MMMU-Pro style)."""
+    return "\n".join(f"{LETTERS[i]}. {opt}" for i, opt in enumerate(options))
+
+
+def segments(view: PromptView, images_first: bool = False) -> list[tuple[str, Any]]:
+    """The user turn as ("image", index) and (role, text) items, in order.
+
+    Separators between segments carry the role "template".
+    """
+    n = len(view.images)
+    question = view.question.strip()
+    pieces: list[tuple[str, Any]] = []
+    used: set[int] = set()
+    pos = 0
+    for m in _PLACEHOLDER.finditer(question):
+        k = int(m.group(1)) - 1
+        if not 0 <= k < n:
+            continue  # a placeholder without an image stays as question text
+        pieces.append(("question", question[pos:m.start()]))
+        if not images_first:
+            pieces.append(("image", k))
+        used.add(k)
+        pos = m.end()
+    pieces.append(("question", question[pos:]))
+    leading = [("image", k) for k in range(n) if images_first or k not in used]
+    if images_first:
+        pieces = [("question", "".join(t for r, t in pieces if r == "question"))]
+    # trim question pieces at the ends, drop empty ones
+    text_idx = [i for i, (r, _) in enumerate(pieces) if r == "question"]
+    if text_idx:
+        first, last = text_idx[0], text_idx[-1]
+        pieces[first] = ("question", pieces[first][1].lstrip())
+        pieces[last] = ("question", pieces[last][1].rstrip())
+    pieces = [p for p in pieces if not (p[0] == "question" and p[1] == "")]
+    items = leading + pieces
+    tail = []
+    if view.options:
+        tail.append(("options", format_options(tuple(view.options))))
+    if view.instruction.strip():
+        tail.append(("instruction", view.instruction.strip()))
+    for seg in tail:
+        if any(r != "image" for r, _ in items):
+            items.append(("template", "\n"))
+        items.append(seg)
+    return items
+
+
+def _content(items: list[tuple[str, Any]]) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Chat content list with one marker per text segment; returns (content, [(role, text)])."""
+    content: list[dict] = []
+    segs: list[tuple[str, str]] = []
+    run = ""
+    for role, val in items:
+        if role == "image":
+            if run:
+                content.append({"type": "text", "text": run})
+                run = ""
+            content.append({"type": "image"})
+        elif role == "template":
+            run += val
+        else:
+            run += f"\ue000{len(segs)}\ue001"
+            segs.append((role, val))
+    if run:
+        content.append({"type": "text", "text": run})
+    return content, segs
+
+
+def render(vlm: VLM, items: list[tuple[str, Any]]) -> tuple[str, list[tuple[str, int, int]], int]:
+    """Prompt string with the real texts, spans [(role, start, end)], number of images shown."""
+    content, segs = _content(items)
+    n_images = sum(1 for c in content if c["type"] == "image")
+    marked = vlm.family.render(vlm.processor, content) if vlm.family.render else vlm.processor.apply_chat_template(
+        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
+    out, spans, pos = [], [], 0
+    length = 0
+    for m in _MARK.finditer(marked):
+        out.append(marked[pos:m.start()])
+        length += m.start() - pos
+        role, text = segs[int(m.group(1))]
+        spans.append((role, length, length + len(text)))
+        out.append(text)
+        length += len(text)
+        pos = m.end()
+    out.append(marked[pos:])
+    if len(spans) != len(segs):
+        raise RuntimeError(f"chat template of {vlm.model_id} dropped {len(segs) - len(spans)} text segment(s)")
+    return "".join(out), spans, n_images
+
+
+def _shift(spans, replacements) -> list[tuple[str, int, int]]:
+    """Move char spans from the unexpanded prompt to the processor's expanded text."""
+    deltas = sorted((r["span"][1], (r["new_span"][1] - r["new_span"][0]) - (r["span"][1] - r["span"][0]))
+                    for r in replacements)
+
+    def move(p: int) -> int:
+        return p + sum(d for end, d in deltas if end <= p)
+
+    return [(role, move(a), move(b)) for role, a, b in spans]
+
+
+def image_grids(inputs, replacements, vlm: VLM) -> tuple[tuple[int, int], ...]:
+    """(rows, cols) of vision tokens per image."""
+    thw = inputs.get("image_grid_thw")
+    if thw is not None:
+        merge = getattr(vlm.processor.image_processor, "merge_size", 1)
+        return tuple((int(h) // merge, int(w) // merge) for _, h, w in thw.tolist())
+    grids = []
+    tok = vlm.family.image_token
+    for r in replacements:
+        if r["type"] != "image":
+            continue
+        n = r["replacement"].count(tok)
+        s = math.isqrt(n)
+        grids.append((s, s) if s * s == n else (1, n))
+    return tuple(grids)
+
+
+def encode(vlm: VLM, view: PromptView) -> Encoded:
+    """Tokenize ``view`` in the model's chat template; inputs with batch dim 1 and roles."""
+    items = segments(view, images_first=vlm.family.images_first)
+    text, spans, n_images = render(vlm, items)
+    images = [view.images[k] for r, k in items if r == "image"]
+    bos = vlm.tokenizer.bos_token
+    add_special = not (bos and text.startswith(bos))
+    out = vlm.processor(
+        text=[text],
+        images=images or None,
+        return_tensors="pt",
+        return_offsets_mapping=True,
+        return_text_replacement_offsets=True,
+        add_special_tokens=add_special,
+    )
+    replacements = (out.get("text_replacement_offsets") or [[]])[0]
+    spans = _shift(spans, replacements)
+    ids = out["input_ids"][0].tolist()
+    offsets = out["offset_mapping"][0].tolist()
+    image_ids = set(vlm.family.image_token_ids(vlm.tokenizer))
+    role = np.full(len(ids), ROLE_INDEX["template"], dtype=np.int8)
+    for i, (tid, (a, b)) in enumerate(zip(ids, offsets)):
+        if tid in image_ids:
+            role[i] = ROLE_INDEX["image"]
+        elif b > a:
+            for name, s, e in spans:
+                if s <= a < e:
+                    role[i] = ROLE_INDEX[name]
+                    break
+    role[0] = ROLE_INDEX["sink"]
+    inputs = {k: v for k, v in out.items() if k not in _DROP_KEYS and isinstance(v, torch.Tensor)}
+    return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=image_grids(inputs, replacements, vlm),
+                   text=text, n_images=len(images))

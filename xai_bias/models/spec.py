@@ -1,0 +1,93 @@
+"""``ModelSpec`` (what the rest of xai_bias needs to know of a model) and the ``VLM`` handle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from .families import Family
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shape facts of a loaded VLM's language decoder."""
+
+    family: str
+    arch: str  # HF model_type
+    image_token_id: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    head_dim: int
+    hidden_size: int
+    vocab_size: int
+    sliding_window_layers: tuple[int, ...] = ()
+
+
+def text_config(config) -> Any:
+    return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def make_spec(family: Family, model, image_token_id: int) -> ModelSpec:
+    tc = text_config(model.config)
+    n_heads = tc.num_attention_heads
+    head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // n_heads
+    layer_types = getattr(tc, "layer_types", None) or ()
+    return ModelSpec(
+        family=family.name,
+        arch=model.config.model_type,
+        image_token_id=int(image_token_id),
+        n_layers=tc.num_hidden_layers,
+        n_heads=n_heads,
+        n_kv_heads=getattr(tc, "num_key_value_heads", None) or n_heads,
+        head_dim=head_dim,
+        hidden_size=tc.hidden_size,
+        vocab_size=tc.vocab_size,
+        sliding_window_layers=tuple(i for i, t in enumerate(layer_types) if t == "sliding_attention"),
+    )
+
+
+@dataclass
+class VLM:
+    """A loaded vision-language model: model (eval), processor, spec and where it lives."""
+
+    model: torch.nn.Module
+    processor: Any
+    spec: ModelSpec
+    family: Family
+    model_id: str
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    dtype: torch.dtype = torch.float32
+
+    @property
+    def decoder(self) -> torch.nn.Module:
+        return self.model.get_decoder()
+
+    @property
+    def layers(self) -> torch.nn.ModuleList:
+        return self.decoder.layers
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    def letter_token_ids(self, letters: Sequence[str]) -> list[int]:
+        """Id of the first token the model emits when answering with each letter."""
+        out = []
+        for letter in letters:
+            ids = self.tokenizer.encode(letter, add_special_tokens=False)
+            if not ids:
+                raise ValueError(f"letter {letter!r} encodes to no token")
+            out.append(int(ids[0]))
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Save model (safetensors), tokenizer and processor with save_pretrained."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.model.save_pretrained(path)
+        self.processor.save_pretrained(path)
+        return path

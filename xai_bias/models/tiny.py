@@ -1,0 +1,43 @@
+"""Tiny random models of each family, built from a config in seconds, fully offline."""
+
+from __future__ import annotations
+
+import torch
+import transformers
+
+from .families import FAMILIES, Family
+from .processors import build_processor, image_processor_class
+from .spec import VLM, make_spec
+from .tokenizers import make_tokenizer
+
+
+def tiny_token_ids(family: Family, tokenizer) -> dict[str, int]:
+    """Ids of the family's special tokens plus vocab_size / bos / eos / pad ids."""
+    ids = {tok: tokenizer.convert_tokens_to_ids(tok) for tok in family.special_tokens}
+    ids["vocab_size"] = len(tokenizer)
+    for name in ("bos", "eos", "pad"):
+        ids[f"{name}_token_id"] = getattr(tokenizer, f"{name}_token_id")
+    return ids
+
+
+def tiny_config(family: Family, tokenizer):
+    """The family's HF config with tiny sizes."""
+    model_cls = getattr(transformers, family.model_class)
+    kwargs = family.tiny_config(tiny_token_ids(family, tokenizer))
+    return model_cls.config_class(**kwargs)
+
+
+def tiny_vlm(arch: str, seed: int = 0) -> VLM:
+    """A small random model of family ``arch`` (fp32, CPU, eval, sdpa) with its processor."""
+    family = FAMILIES.get(arch)
+    tokenizer = make_tokenizer(arch)
+    config = tiny_config(family, tokenizer)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    model_cls = getattr(transformers, family.model_class)
+    model = model_cls(config).eval()
+    image_processor = image_processor_class(family)(**dict(family.tiny_image_processor))
+    processor = build_processor(family, tokenizer, image_processor, family.chat_template, dict(family.tiny_processor))
+    image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
+    return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
+               model_id=f"tiny:{arch}", device=torch.device("cpu"), dtype=torch.float32)
