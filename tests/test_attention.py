@@ -1,0 +1,425 @@
+"""Attention-mass instrument: oracle tests against eager ``output_attentions=True``.
+
+For every tiny family (fp32) the captured mass, maps and flow equal the quantities computed
+from the full eager attention matrices within 1e-6, on a left-padded batch; a sliding-window layer
+(Gemma 3 with a window smaller than the prompt) is covered; logits under capture are bit-identical
+to plain sdpa; and nothing stays registered or switched after the context (also on error).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from xai_bias.instruments.attention import (
+    AttentionMethod,
+    capture_attention,
+    cot_attention,
+    text_attention_configs,
+)
+from xai_bias.instruments.base import METHODS, MethodSettings, Target
+from xai_bias.types import N_ROLES, ROLE_INDEX, PromptView
+
+ARCHS = ("qwen2_5_vl", "qwen2_vl", "llava", "llava_onevision", "idefics3", "gemma3", "paligemma", "internvl")
+TOL = 1e-6
+GEN = ROLE_INDEX["generated"]
+IMAGE = ROLE_INDEX["image"]
+
+_VLMS: dict = {}
+
+
+def _families():
+    from xai_bias.models import FAMILIES
+
+    return FAMILIES
+
+
+def get_vlm(arch: str):
+    if arch not in _families():
+        pytest.skip(f"tiny {arch} not in the model adapter yet")
+    if arch not in _VLMS:
+        from xai_bias.models import tiny_vlm
+
+        _VLMS[arch] = tiny_vlm(arch)
+    return _VLMS[arch]
+
+
+def _image(seed: int, size=(112, 112)):
+    from PIL import Image
+
+    rng = np.random.RandomState(seed)
+    return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype("uint8"))
+
+
+def make_batch(vlm, n_items: int = 2):
+    """Two prompts of different length (the second left-padded), each with one image."""
+    from xai_bias.models import collate, encode
+
+    views = [
+        PromptView(question="Which shape is shown in the picture, and what is its colour?",
+                   options=("a red circle", "a blue square", "a green triangle", "a yellow star"),
+                   letters=tuple("ABCD"),
+                   instruction="Answer with the option's letter from the given choices directly.",
+                   images=(_image(0),)),
+        PromptView(question="Is it round?", options=("yes", "no"), letters=tuple("AB"),
+                   instruction="Answer.", images=(_image(1),)),
+    ][:n_items]
+    return collate(vlm, [encode(vlm, v) for v in views])
+
+
+def with_generation(vlm, batch, n_gen=(5, 3)):
+    """The batch with generated tokens appended (role ``generated``), as a cot forward pass sees
+    it: item b gets n_gen[b] tokens, right-aligned (the shorter generation is left-padded)."""
+    from xai_bias.models.batching import Batch
+    from xai_bias.types import TokenRoles
+
+    letters = vlm.letter_token_ids(list("ABCD"))
+    B, T = batch.inputs["input_ids"].shape
+    G = max(n_gen)
+    ids, am, roles, pads = [], [], [], []
+    pad_id = vlm.tokenizer.pad_token_id or 0
+    for b in range(B):
+        # move the extra padding to the left so the sequences stay left-padded
+        extra = G - n_gen[b]
+        gen = torch.tensor([letters[(b + i) % len(letters)] for i in range(n_gen[b])])
+        row = batch.inputs["input_ids"][b]
+        ids.append(torch.cat([torch.full((extra,), pad_id), row, gen]))
+        am.append(torch.cat([torch.zeros(extra, dtype=torch.long), batch.inputs["attention_mask"][b],
+                             torch.ones(n_gen[b], dtype=torch.long)]))
+        r = np.concatenate([batch.roles[b].role, np.full(n_gen[b], GEN)])
+        roles.append(TokenRoles(r))
+        pads.append(batch.pad[b] + extra)
+    inputs = dict(batch.inputs)
+    inputs["input_ids"] = torch.stack(ids)
+    inputs["attention_mask"] = torch.stack(am)
+    for key in ("mm_token_type_ids", "token_type_ids"):
+        if key in inputs:
+            v = inputs[key]
+            inputs[key] = torch.stack([
+                torch.cat([v.new_zeros(G - n_gen[b]), v[b], v.new_zeros(n_gen[b])]) for b in range(B)])
+    if "position_ids" in inputs:  # left-padded positions, as collate makes them
+        assert inputs["position_ids"].dim() == 2, "test helper extends [B, T] position ids only"
+        inputs["position_ids"] = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    return Batch(inputs=inputs, roles=tuple(roles), pad=tuple(pads), answer_pos=T + G - 1,
+                 image_grids=batch.image_grids)
+
+
+def plain_logits(vlm, batch):
+    with torch.no_grad():
+        return vlm.model(**batch.inputs, use_cache=False).logits
+
+
+def eager_attentions(vlm, batch) -> np.ndarray:
+    """``[B, L, H, T, T]`` float64 from eager attention with ``output_attentions=True`` (text
+    decoder switched to eager through ``set_attn_implementation``; the vision tower untouched)."""
+    model = vlm.model
+    before = model.config.get_text_config()._attn_implementation
+    model.set_attn_implementation({"text_config": "eager"})
+    try:
+        assert model.config.get_text_config()._attn_implementation == "eager"
+        with torch.no_grad():
+            out = model(**batch.inputs, use_cache=False, output_attentions=True)
+    finally:
+        model.set_attn_implementation({"text_config": before})
+    att = [a for a in out.attentions if a is not None]
+    assert len(att) == vlm.spec.n_layers, f"{len(att)} attention maps for {vlm.spec.n_layers} layers"
+    return torch.stack(att, 1).double().numpy()
+
+
+def onehot(role_matrix: np.ndarray) -> np.ndarray:
+    oh = np.zeros((*role_matrix.shape, N_ROLES))
+    b, t = np.nonzero(role_matrix >= 0)
+    oh[b, t, role_matrix[b, t]] = 1
+    return oh
+
+
+def oracle(att: np.ndarray, roles: np.ndarray):
+    """(per-row mass [B, L, H, T, R], maps [B, L, T, T] head-mean, flow [B, L, R, R])."""
+    oh = onehot(roles)
+    mass = np.einsum("blhqk,bkr->blhqr", att, oh)
+    maps = att.mean(2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        flow = np.einsum("blqr,bqa->blar", mass.mean(2), oh) / oh.sum(1)[:, None, :, None]
+    return mass, maps, flow
+
+
+def maxerr(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert np.array_equal(np.isnan(a), np.isnan(b))
+    return float(np.nanmax(np.abs(a - b))) if a.size else 0.0
+
+
+def no_override_left(vlm, before: dict) -> None:
+    from transformers.masking_utils import AttentionMaskInterface
+    from transformers.modeling_utils import AttentionInterface
+
+    assert not [k for k in AttentionInterface._global_mapping if k.startswith("xai_bias")]
+    assert not [k for k in AttentionMaskInterface._global_mapping if k.startswith("xai_bias")]
+    assert _impls(vlm) == before
+
+
+def _impls(vlm) -> dict:
+    out = {}
+    for name, mod in vlm.model.named_modules():
+        cfg = getattr(mod, "config", None)
+        if cfg is not None and hasattr(cfg, "_attn_implementation_internal"):
+            out[name] = cfg._attn_implementation_internal
+    out["<top>"] = vlm.model.config._attn_implementation_internal
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# oracle: every family, left-padded batch, mass + maps + flow, logits bit-identical
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_oracle_family(arch):
+    vlm = get_vlm(arch)
+    batch = make_batch(vlm)
+    roles = batch.role_matrix()
+    B, T = roles.shape
+    assert batch.pad[1] > 0, "the second item must be left-padded"
+    assert (roles == IMAGE).any(axis=1).all(), "every item has image tokens"
+    # rows per item: the answer row first, then an image row, a question row, the sink
+    rows = []
+    for b in range(B):
+        pick = [T - 1, int(np.flatnonzero(roles[b] == IMAGE)[-1]),
+                int(np.flatnonzero(roles[b] == ROLE_INDEX["question"])[0]), batch.pad[b]]
+        rows.append(pick if b == 0 else pick[:3])  # ragged on purpose
+    before = _impls(vlm)
+    ref = plain_logits(vlm, batch)
+    with capture_attention(vlm, rows, roles, maps=True, flow=True) as cap:
+        with torch.no_grad():
+            got = vlm.model(**batch.inputs, use_cache=False).logits
+    assert torch.equal(ref, got), "logits under capture differ from plain sdpa"
+    no_override_left(vlm, before)
+    assert (cap.n_calls == 1).all()
+
+    mass, maps, flow = oracle(eager_attentions(vlm, batch), roles)
+    L, H = vlm.spec.n_layers, vlm.spec.n_heads
+    assert cap.row_mass.shape == (B, L, H, 4, N_ROLES)
+    for b in range(B):
+        for j, pos in enumerate(rows[b]):
+            assert maxerr(cap.mass_at(b, pos), mass[b, :, :, pos]) < TOL, (arch, b, pos)
+        # padding keys get no mass; each row's roles sum to 1
+        np.testing.assert_allclose(cap.row_mass[b].sum(-1), 1.0, atol=1e-5)
+    assert maxerr(cap.maps, maps[:, :, T - 1, :]) < TOL
+    assert maxerr(cap.flow, flow) < TOL
+    # mean over the valid rows
+    for b in range(B):
+        want = np.mean([mass[b, :, :, p] for p in rows[b]], axis=0)
+        assert maxerr(cap.mass[b], want) < TOL
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_method_direct_and_cot(arch):
+    """The METHODS entry: direct mode from the scoring pass; cot mode (answer row + mean over
+    generated rows) from one pass over prompt + generation; both against the eager oracle."""
+    from xai_bias.models import forward
+
+    vlm = get_vlm(arch)
+    settings = MethodSettings(save_maps=True, attention_flow=True)
+    method = METHODS.get("attention")(vlm, settings)
+    assert isinstance(method, AttentionMethod) and method.name == "attention"
+    L, H = vlm.spec.n_layers, vlm.spec.n_heads
+
+    # direct
+    batch = make_batch(vlm)
+    roles = batch.role_matrix()
+    T = roles.shape[1]
+    with method.capture(batch):
+        forward(vlm, batch)
+    targets = [Target(answer_pos=batch.answer_pos, token_id=0, letter_ids=())] * len(batch)
+    rows = method.measure(batch, targets)
+    mass, maps, flow = oracle(eager_attentions(vlm, batch), roles)
+    for b, row in enumerate(rows):
+        assert row["attention/mass"].shape == (L, H, N_ROLES) and row["attention/mass"].dtype == np.float32
+        assert maxerr(row["attention/mass"], mass[b, :, :, T - 1]) < TOL
+        img = np.flatnonzero(roles[b] == IMAGE)
+        assert row["attention/maps"].shape == (L * img.size,)
+        assert maxerr(row["attention/maps"].reshape(L, -1), maps[b][:, T - 1][:, img]) < TOL
+        grid = row["attention/map_grid"].reshape(-1, 2)
+        assert int(np.prod(grid, axis=1).sum()) == img.size
+        assert maxerr(row["attention/flow"], flow[b]) < TOL
+        assert "attention/mass_generated" not in row
+    # without a capture, measure runs its own pass and gets the same numbers
+    again = METHODS.get("attention")(vlm, settings).measure(batch, targets)
+    for a, b in zip(rows, again):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+    # chain of thought: answer rows somewhere inside the generation
+    full = with_generation(vlm, batch, n_gen=(5, 3))
+    froles = full.role_matrix()
+    FT = froles.shape[1]
+    answer = [FT - 3, FT - 2]  # rows that emit a generated token
+    with method.capture(full):
+        forward(vlm, full)
+    targets = [Target(answer_pos=a, token_id=0, letter_ids=()) for a in answer]
+    rows = method.measure(full, targets)
+    fmass, fmaps, fflow = oracle(eager_attentions(vlm, full), froles)
+    direct_cot = cot_attention(vlm, full, answer, maps=True, flow=True)
+    for b, row in enumerate(rows):
+        gen = np.flatnonzero(froles[b] == GEN)
+        assert gen.size == (5, 3)[b]
+        assert maxerr(row["attention/mass"], fmass[b, :, :, answer[b]]) < TOL
+        assert maxerr(row["attention/mass_generated"], fmass[b][:, :, gen].mean(2)) < TOL
+        img = np.flatnonzero(froles[b] == IMAGE)
+        assert maxerr(row["attention/maps"].reshape(L, -1), fmaps[b][:, answer[b]][:, img]) < TOL
+        assert maxerr(row["attention/flow"], fflow[b]) < TOL
+        assert not np.isnan(row["attention/flow"][:, GEN]).any()
+        for k in ("attention/mass", "attention/mass_generated", "attention/maps", "attention/flow"):
+            assert maxerr(direct_cot[b][k], row[k]) < TOL, k
+    attrs = method.dataset_attrs()
+    assert {"attention/mass", "attention/maps", "attention/flow"} <= set(attrs)
+    assert "query_row" in attrs["attention/mass"] and "normalisation" in attrs["attention/mass"]
+
+
+# ------------------------------------------------------------------------------------------
+# sliding window (Gemma 3 text decoder with a window smaller than the prompt)
+
+
+def _gemma3_text(window: int = 6):
+    from transformers import Gemma3TextConfig, Gemma3ForCausalLM
+
+    torch.manual_seed(0)
+    cfg = Gemma3TextConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=4,
+                           num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                           sliding_window=window, layer_types=["sliding_attention", "full_attention"] * 2,
+                           max_position_embeddings=256, attn_implementation="sdpa")
+    return Gemma3ForCausalLM(cfg).eval()
+
+
+def test_sliding_window_gemma3_text():
+    model = _gemma3_text(window=6)
+    B, T = 2, 24
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 128, (B, T), generator=g)
+    am = torch.ones(B, T, dtype=torch.long)
+    am[1, :7] = 0
+    roles = np.random.RandomState(0).randint(0, 6, (B, T))
+    roles[:, 0] = 0
+    roles[1, :7] = -1
+    roles[1, 7] = 0
+    rows = [[T - 1, 10, 3], [T - 1, 12, 8]]
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=am).logits
+        with capture_attention(model, rows, roles, maps=True, flow=True) as cap:
+            got = model(input_ids=ids, attention_mask=am).logits
+        assert torch.equal(ref, got)
+        model.config._attn_implementation = "eager"
+        out = model(input_ids=ids, attention_mask=am, output_attentions=True)
+        model.config._attn_implementation = "sdpa"
+    att = torch.stack(out.attentions, 1).double().numpy()
+    # the window really cuts: the answer row sees nothing further back than 6 tokens on layer 0
+    assert att[0, 0, :, T - 1, : T - 6].max() == 0 and att[0, 1, :, T - 1, : T - 6].max() > 0
+    mass, maps, flow = oracle(att, roles)
+    for b in range(B):
+        for pos in rows[b]:
+            assert maxerr(cap.mass_at(b, pos), mass[b, :, :, pos]) < TOL
+    assert maxerr(cap.maps, maps[:, :, T - 1]) < TOL
+    assert maxerr(cap.flow, flow) < TOL
+
+
+def test_sliding_window_gemma3_vlm():
+    vlm = get_vlm("gemma3")
+    tc = vlm.model.config.get_text_config()
+    if "sliding_attention" not in tc.layer_types:
+        pytest.skip("tiny gemma3 has no sliding-window layer")
+    batch = make_batch(vlm)
+    roles = batch.role_matrix()
+    T = roles.shape[1]
+    old = tc.sliding_window
+    window = max(2, T // 4)
+    tc.sliding_window = window  # masks read the window at forward time
+    try:
+        with capture_attention(vlm, [T - 1] * len(batch), roles, maps=True, flow=True) as cap:
+            with torch.no_grad():
+                vlm.model(**batch.inputs, use_cache=False)
+        att = eager_attentions(vlm, batch)
+    finally:
+        tc.sliding_window = old
+    sliding = [i for i, t in enumerate(tc.layer_types) if t == "sliding_attention"]
+    assert att[0, sliding[0], :, T - 1, : T - window].max() == 0
+    mass, maps, flow = oracle(att, roles)
+    assert maxerr(cap.mass, mass[:, :, :, T - 1]) < TOL
+    assert maxerr(cap.maps, maps[:, :, T - 1]) < TOL
+    assert maxerr(cap.flow, flow) < TOL
+
+
+# ------------------------------------------------------------------------------------------
+# restoration, errors, dtypes
+
+
+def test_restored_after_exception():
+    vlm = get_vlm("qwen2_5_vl")
+    batch = make_batch(vlm)
+    before = _impls(vlm)
+    ref = plain_logits(vlm, batch)
+    with pytest.raises(RuntimeError, match="boom"):
+        with capture_attention(vlm, [batch.answer_pos] * len(batch), batch.role_matrix()):
+            assert vlm.model.config.get_text_config()._attn_implementation.startswith("xai_bias")
+            # the vision tower keeps its own implementation
+            vc = getattr(vlm.model.config, "vision_config", None)
+            if vc is not None:
+                assert not str(vc._attn_implementation).startswith("xai_bias")
+            with torch.no_grad():
+                vlm.model(**batch.inputs, use_cache=False)
+            raise RuntimeError("boom")
+    no_override_left(vlm, before)
+    assert torch.equal(plain_logits(vlm, batch), ref)
+    # an error raised by the capture itself (wrong role matrix) also restores
+    with pytest.raises(ValueError, match="key roles"):
+        with capture_attention(vlm, [0, 0], np.zeros((2, 3), np.int8)):
+            with torch.no_grad():
+                vlm.model(**batch.inputs, use_cache=False)
+    no_override_left(vlm, before)
+    with pytest.raises(ValueError, match="outside"):
+        with capture_attention(vlm, [10_000, 0], batch.role_matrix()):
+            pass
+    no_override_left(vlm, before)
+
+
+def test_nested_and_unique_names():
+    vlm = get_vlm("qwen2_5_vl")
+    batch = make_batch(vlm)
+    roles = batch.role_matrix()
+    T = roles.shape[1]
+    before = _impls(vlm)
+    with capture_attention(vlm, [T - 1] * 2, roles) as outer:
+        with capture_attention(vlm, [T - 2] * 2, roles) as inner:
+            with torch.no_grad():
+                vlm.model(**batch.inputs, use_cache=False)
+        assert inner.impl_name != outer.impl_name
+    no_override_left(vlm, before)
+    assert inner.row_mass is not None and (inner.n_calls == 1).all()
+    # the inner capture wraps the outer one, so both saw the pass
+    assert outer.row_mass is not None and (outer.n_calls == 1).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision(dtype):
+    """bf16 / fp16 models: logits bit-identical to plain sdpa in that dtype, rows computed in
+    fp32 (sum to 1), close to the fp32 oracle."""
+    import copy
+
+    vlm = get_vlm("qwen2_5_vl")
+    batch = make_batch(vlm)
+    roles = batch.role_matrix()
+    T = roles.shape[1]
+    half = dataclasses.replace(vlm, model=copy.deepcopy(vlm.model).to(dtype), dtype=dtype)
+    inputs = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in batch.inputs.items()}
+    hb = dataclasses.replace(batch, inputs=inputs)
+    ref = plain_logits(half, hb)
+    with capture_attention(half, [T - 1] * 2, roles, maps=True, flow=True) as cap:
+        with torch.no_grad():
+            got = half.model(**hb.inputs, use_cache=False).logits
+    assert torch.equal(ref, got)
+    assert cap.row_mass.dtype == np.float32 and np.isfinite(cap.row_mass).all()
+    np.testing.assert_allclose(cap.row_mass.sum(-1), 1.0, atol=1e-5)
+    mass, _, _ = oracle(eager_attentions(vlm, batch), roles)
+    assert maxerr(cap.mass, mass[:, :, :, T - 1]) < 0.05
