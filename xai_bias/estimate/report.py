@@ -1,0 +1,187 @@
+"""Plain-text tables and a JSON form of an ``Estimate`` (the same numbers in both)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .results import MODALITY_COLUMNS, Estimate, ModalityTable, Overall
+
+
+# ---------------------------------------------------------------------------- JSON
+def _num(x: Any) -> Any:
+    """JSON-safe number: NaN -> None, ±inf -> "inf" / "-inf"."""
+    x = float(x)
+    if math.isnan(x):
+        return None
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return x
+
+
+def _pair(a) -> list:
+    return [_num(a[0]), _num(a[1])]
+
+
+def _by_mod(v, ci=None) -> dict:
+    if ci is None:
+        return {m: _num(v[j]) for j, m in enumerate(MODALITY_COLUMNS)}
+    return {m: _pair(ci[j]) for j, m in enumerate(MODALITY_COLUMNS)}
+
+
+def _overall_json(o: Overall) -> dict:
+    return {
+        "contribution": _by_mod(o.contribution), "contribution_ci": _by_mod(None, o.contribution_ci),
+        "share": _by_mod(o.share), "share_ci": _by_mod(None, o.share_ci),
+        "delta": _num(o.delta), "delta_ci": _pair(o.delta_ci),
+        "dominant": o.dominant, "underutilized": o.underutilized,
+    }
+
+
+def _table_json(t: ModalityTable) -> dict:
+    rows = []
+    for i, layer in enumerate(t.layers):
+        rows.append({
+            "layer": int(layer),
+            "contribution": _by_mod(t.contribution[i]), "contribution_ci": _by_mod(None, t.contribution_ci[i]),
+            "share": _by_mod(t.share[i]), "share_ci": _by_mod(None, t.share_ci[i]),
+            "delta": _num(t.delta[i]), "delta_ci": _pair(t.delta_ci[i]), "dominant": t.dominant[i],
+        })
+    return {
+        "method": t.method, "measure": t.measure, "condition": t.condition, "mode": t.mode,
+        "n_samples": t.n_samples, "included": list(t.included), "definition": t.definition,
+        "overall_rule": t.overall_rule, "note": t.note, "layers": rows, "overall": _overall_json(t.overall),
+    }
+
+
+def estimate_to_json(est: Estimate) -> dict:
+    """The estimate as a JSON-serialisable dict (NaN -> null, ±inf -> "inf"/"-inf"); layer -1 is
+    IG's input-embeddings row; modality keys are image, text, other."""
+    return {
+        "source": est.source, "schema_version": est.schema_version, "model_id": est.model_id,
+        "methods": list(est.methods), "skipped": list(est.skipped), "n_records": est.n_records,
+        "n_excluded": est.n_excluded, "n_bootstrap": est.n_bootstrap, "seed": est.seed,
+        "alpha": est.alpha, "suppression_fraction": est.suppression_fraction,
+        "include_other": est.include_other, "target": est.target,
+        "tables": [_table_json(t) for t in est.tables],
+        "suppression": [{
+            "method": s.method, "measure": s.measure, "condition": s.condition, "mode": s.mode,
+            "fraction": s.fraction, "peak_layer": s.peak_layer, "peak_share": _num(s.peak_share),
+            "layer": s.layer, "interval": None if s.interval is None else list(s.interval),
+            "no_suppression": _num(s.no_suppression), "n_resamples": s.n_resamples,
+        } for s in est.suppression],
+        "logit_lens": [{
+            "condition": c.condition, "mode": c.mode, "n_samples": c.n_samples,
+            "layers": [int(x) for x in c.layers], "prob": [_num(x) for x in c.prob],
+            "prob_ci": [_pair(x) for x in c.prob_ci],
+        } for c in est.lens],
+        "ablation": [{
+            "mode": a.mode, "condition": a.condition, "removes": a.removes, "n_pairs": a.n_pairs,
+            "logprob_drop": _num(a.logprob_drop), "logprob_drop_ci": _pair(a.logprob_drop_ci),
+            "accuracy_complete": _num(a.accuracy_complete), "accuracy_condition": _num(a.accuracy_condition),
+            "accuracy_drop": _num(a.accuracy_drop), "accuracy_drop_ci": _pair(a.accuracy_drop_ci),
+        } for a in est.ablation],
+        "agreement": [{
+            "kind": g.kind, "condition": g.condition, "mode": g.mode, "method_a": g.method_a,
+            "method_b": g.method_b, "n": g.n, "spearman": _num(g.spearman),
+        } for g in est.agreement],
+        "warnings": list(est.warnings),
+    }
+
+
+# ---------------------------------------------------------------------------- text
+def _f(x: float, spec: str = ".4g") -> str:
+    x = float(x)
+    if math.isnan(x):
+        return "-"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return format(x, spec)
+
+
+def _ci(v: float, ci, spec: str) -> str:
+    if math.isnan(float(v)):
+        return "-"
+    if ci is None or (math.isnan(float(ci[0])) and math.isnan(float(ci[1]))):
+        return _f(v, spec)
+    return f"{_f(v, spec)} [{_f(ci[0], spec)}, {_f(ci[1], spec)}]"
+
+
+def _layer(x: int) -> str:
+    return "emb" if int(x) < 0 else str(int(x))
+
+
+def _render(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def _table_text(t: ModalityTable, est: Estimate) -> list[str]:
+    out = [f"== {t.label}  (n = {t.n_samples})",
+           f"   C(M): {t.definition}; overall: {t.overall_rule}; shares over "
+           f"{' + '.join(t.included) if t.included else '- (needs image and text)'}"]
+    if t.note:
+        out.append(f"   {t.note}")
+    header = ["layer", "C(image)", "C(text)", "C(other)", "image share [95% CI]", "Δ [95% CI]", "dominant"]
+    rows = []
+    for i, layer in enumerate(t.layers):
+        rows.append([_layer(layer), _f(t.contribution[i, 0]), _f(t.contribution[i, 1]), _f(t.contribution[i, 2]),
+                     _ci(t.share[i, 0], t.share_ci[i, 0], ".3f"), _ci(t.delta[i], t.delta_ci[i], ".3g"),
+                     t.dominant[i] or "-"])
+    o = t.overall
+    rows.append(["overall", _f(o.contribution[0]), _f(o.contribution[1]), _f(o.contribution[2]),
+                 _ci(o.share[0], o.share_ci[0], ".3f"), _ci(o.delta, o.delta_ci, ".3g"), o.dominant or "-"])
+    out += ["   " + s for s in _render(header, rows)]
+    for s in est.suppression:
+        if (s.method, s.measure, s.condition, s.mode) == (t.method, t.measure, t.condition, t.mode):
+            where = "none" if s.layer is None else _layer(s.layer)
+            iv = "-" if s.interval is None else f"[{_layer(s.interval[0])}, {_layer(s.interval[1])}]"
+            out.append(f"   suppression layer: {where} (image share peaks at {_f(s.peak_share, '.3f')} in layer "
+                       f"{_layer(s.peak_layer)}; first later layer below {s.fraction:g} × peak); 95% CI {iv}; "
+                       f"no suppression in {_f(100 * s.no_suppression, '.1f')}% of resamples")
+    return out
+
+
+def format_estimate(est: Estimate) -> str:
+    """Readable report: one per-layer table per method × measure × condition × mode (layer,
+    C(image), C(text), C(other), image share with CI, Δ with CI, dominant), the suppression layer,
+    logit-lens curves, the ablation table, the agreement table and the warnings."""
+    out = [f"modality contributions — {est.source}" + (f" — model {est.model_id}" if est.model_id else ""),
+           f"records: {est.n_records} ({est.n_excluded} excluded: status not ok); methods: "
+           f"{', '.join(est.methods)}" + (f"; absent: {', '.join(est.skipped)}" if est.skipped else ""),
+           f"bootstrap: {est.n_bootstrap} resamples over samples, seed {est.seed}, "
+           f"{100 * (1 - est.alpha):g}% percentile intervals; sink+template "
+           f"{'included in' if est.include_other else 'reported, not in'} the shares; Δ = C(dominant)/C(underutilized)",
+           ""]
+    for t in est.tables:
+        out += _table_text(t, est) + [""]
+    if est.lens:
+        out.append("== logit lens: mean probability of the target letter per layer [95% CI]")
+        header = ["layer"] + [f"{c.condition}/{c.mode} (n={c.n_samples})" for c in est.lens]
+        L = max(len(c.layers) for c in est.lens)
+        rows = []
+        for i in range(L):
+            rows.append([str(i)] + [_ci(c.prob[i], c.prob_ci[i], ".3f") if i < len(c.prob) else "" for c in est.lens])
+        out += ["   " + s for s in _render(header, rows)] + [""]
+    if est.ablation:
+        out.append(f"== missing-modality ablation: complete vs the condition (target letter: {est.target})")
+        header = ["mode", "condition", "removes", "pairs", "logprob drop [95% CI]", "acc complete",
+                  "acc condition", "acc drop [95% CI]"]
+        rows = [[a.mode, a.condition, a.removes, str(a.n_pairs), _ci(a.logprob_drop, a.logprob_drop_ci, ".3g"),
+                 _f(a.accuracy_complete, ".3f"), _f(a.accuracy_condition, ".3f"),
+                 _ci(a.accuracy_drop, a.accuracy_drop_ci, ".3f")] for a in est.ablation]
+        out += ["   " + s for s in _render(header, rows)] + [""]
+    if est.agreement:
+        out.append("== agreement between methods (Spearman): 'layers' over per-layer image shares, "
+                   "'samples' over per-sample image scores")
+        header = ["kind", "condition", "mode", "method A", "method B", "n", "spearman"]
+        rows = [[g.kind, g.condition, g.mode, g.method_a, g.method_b, str(g.n), _f(g.spearman, ".3f")]
+                for g in est.agreement]
+        out += ["   " + s for s in _render(header, rows)] + [""]
+    if est.warnings:
+        out.append("== warnings")
+        out += [f"   ! {w}" for w in est.warnings]
+    return "\n".join(out).rstrip() + "\n"
