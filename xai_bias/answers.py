@@ -30,6 +30,7 @@ _EXPLICIT = re.compile(
     r"\s*[:：]?\s*(?:(?i:option|choice)\s*)?"
     r"[(\[]?\s*([A-Z])\s*[)\].:,]?(?![A-Za-z0-9])"
 )
+_KEYWORD = re.compile(r"\b(?:answer|option|choice|is|be)\b", re.IGNORECASE)
 _ANSWER_TAIL = re.compile(r"(?i:\banswer\b)\s*(?:is)?\s*[:：]\s*(.+)")
 _LINE_LABEL = re.compile(r"(?m)^[ \t>\-•]*[(\[]?([A-Z])(?:[.):\]]|[ \t]*$)")   # "E. text", "(C)", a lone "C"
 _BRACKET = re.compile(r"\(([A-Z])\)")
@@ -43,7 +44,8 @@ def _clean(text: str) -> str:
 
 
 def _explicit(text: str, letters: str, options: Sequence[str]) -> str:
-    hits = [m for m in _EXPLICIT.finditer(text) if m.group(1) in letters]
+    starts = (k.start() for k in _KEYWORD.finditer(text))  # try the full pattern only at keywords
+    hits = [m for i in starts if (m := _EXPLICIT.match(text, i)) and m.group(1) in letters]
     tail = list(_ANSWER_TAIL.finditer(text))
     last_letter = hits[-1] if hits else None
     last_tail = tail[-1] if tail else None
