@@ -95,12 +95,18 @@ def test_input_forms():
 
     class FakeTrace:  # duck-typed like store.Trace
         def column(self, name):
-            return cols[name] if name != "meta" else [{"option_variant": "standard4"}] * len(rows)
+            name = name.split("/")[-1]
+            if name == "meta":
+                return [{"option_variant": "standard4"}] * len(rows)
+            if name == "status":
+                return ["ok"] * (len(rows) - 1) + ["error: out of memory"]
+            return cols[name]
 
         def has(self, name):
             return True
 
-    assert {p.variant for p in rows_from_trace(FakeTrace())} == {"standard4"}
+    got = rows_from_trace(FakeTrace())
+    assert len(got) == len(rows) - 1 and {p.variant for p in got} == {"standard4"}
     with pytest.raises(UsageError):
         as_predictions([("s1", "complete", "direct")])
 

@@ -66,12 +66,17 @@ def as_predictions(rows: Any) -> list[Prediction]:
 
 
 def rows_from_trace(trace: Any) -> list[Prediction]:
-    """Prediction rows from an open trace (``store.open_trace``); the option variant comes from
-    each record's ``meta["option_variant"]`` (set by ``options.reduce_options``), else ""."""
-    cols = {k: list(trace.column(k)) for k in ("sample_id", "condition", "mode", "prediction", "answer")}
-    metas = list(trace.column("meta")) if trace.has("records/meta") or trace.has("meta") else [{}] * len(cols["sample_id"])
-    cols["variant"] = [(m or {}).get("option_variant", "") if isinstance(m, Mapping) else "" for m in metas]
-    return as_predictions(cols)
+    """Prediction rows from an open trace (``store.open_trace``). The option variant comes from
+    each record's ``meta["option_variant"]`` (set by ``options.reduce_options``), else "".
+    Records whose status is not "ok" (the run failed on them) are not predictions: left out."""
+    keys = ("sample_id", "condition", "mode", "prediction", "answer")
+    cols = {k: list(trace.column(f"records/{k}")) for k in keys}
+    n = len(cols["sample_id"])
+    metas = list(trace.column("records/meta")) if trace.has("records/meta") else [{}] * n
+    cols["variant"] = [str(m.get("option_variant", "")) if isinstance(m, Mapping) else "" for m in metas]
+    status = list(trace.column("records/status")) if trace.has("records/status") else ["ok"] * n
+    keep = [i for i in range(n) if str(status[i]) == "ok"]
+    return as_predictions({k: [v[i] for i in keep] for k, v in cols.items()})
 
 
 def _s(x: Any) -> str:
@@ -357,6 +362,11 @@ def latex_escape(s: str) -> str:
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 
+def _tex_cell(s: str) -> str:
+    """Escape a cell; a leading minus of a number becomes a math minus."""
+    return "$-$" + latex_escape(s[1:]) if s[:1] == "-" and s[1:2].isdigit() else latex_escape(s)
+
+
 def to_dict(table: AccuracyTable | ConsistencyTable) -> dict:
     """A JSON-ready dict of the table (NaN -> None)."""
     def clean(x: Any) -> Any:
@@ -395,7 +405,7 @@ def format_table(table: AccuracyTable | ConsistencyTable, fmt: str = "md") -> st
     lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{latex_escape(caption)}}}",
              rf"\begin{{tabular}}{{{align}}}", r"\toprule",
              " & ".join(latex_escape(h) for h in head) + r" \\", r"\midrule"]
-    lines += [" & ".join(latex_escape(c) for c in row) + r" \\" for row in body]
+    lines += [" & ".join(_tex_cell(c) for c in row) + r" \\" for row in body]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
