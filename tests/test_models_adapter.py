@@ -76,7 +76,7 @@ def test_roles(arch):
         n_vision = sum(r * c for r, c in enc.image_grids)
         assert len(image_pos) == n_vision
         assert len(enc.image_grids) == len(view.images)
-        question = "".join(t for r, t in segments(view) if r == "question")
+        question = "".join(t for r, t in segments(view, FAMILIES.get(arch).images_first) if r == "question")
         assert vlm.tokenizer.decode(ids[roles.mask("question")]) == question
         options = "\n".join(f"{L}. {o}" for L, o in zip("ABCDEFGHIJ", view.options))
         assert vlm.tokenizer.decode(ids[roles.mask("options")]) == options

@@ -60,6 +60,19 @@ def _pad_images(tensors: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def _concat(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate on dim 0, zero-padding the other dims to the largest (e.g. patches per image)."""
+    shape = [max(t.shape[d] for t in tensors) for d in range(1, tensors[0].dim())]
+    if all(list(t.shape[1:]) == shape for t in tensors):
+        return torch.cat(tensors, dim=0)
+    out = tensors[0].new_zeros((sum(t.shape[0] for t in tensors), *shape))
+    row = 0
+    for t in tensors:
+        out[(slice(row, row + t.shape[0]), *(slice(0, n) for n in t.shape[1:]))] = t
+        row += t.shape[0]
+    return out
+
+
 def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
     """Left-pad ``encoded`` into one batch on ``vlm.device`` (image tensors in ``vlm.dtype``)."""
     if not encoded:
@@ -88,7 +101,7 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
                 present = [v if v is not None else ref.new_zeros((1, 1, *ref.shape[2:])) for v in values]
             inputs[key] = _pad_images(present)
         else:
-            inputs[key] = torch.cat(present, dim=0)
+            inputs[key] = _concat(present)
     if vlm.family.position_ids == "mask" or "image_grid_thw" not in inputs:
         mask = inputs["attention_mask"].long()
         inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)

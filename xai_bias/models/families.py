@@ -43,6 +43,7 @@ class Family:
     images_first: bool = False  # the prompt format puts every image before the text
     unk_token: str = "<unk>"
     render: Callable[[Any, list[dict]], str] | None = None  # prompt builder when there is no chat template
+    add_bos: bool = False  # the real tokenizer prepends bos_token itself
     image_batching: str = "concat"  # "concat": image tensors join on dim 0; "pad": padded on dim 1
 
     def image_token_ids(self, tokenizer) -> list[int]:
@@ -142,6 +143,165 @@ FAMILIES.register("qwen2_vl", Family(
     tiny_image_processor=QWEN_IMAGE_PROC,
     skip_video=True,
     position_ids="model",
+))
+
+
+LLAVA_TEMPLATE = (  # llava-hf/llava-1.5-7b-hf
+    "{% for message in messages %}{% if message['role'] != 'system' %}{{ message['role'].upper() + ': '}}"
+    "{% endif %}{# Render all images first #}{% for content in message['content'] | selectattr('type', "
+    "'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}{# Render all text next #}{% if message['role'] != "
+    "'assistant' %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] + ' '}}{% endfor %}{% else %}{% for content in message['content'] | "
+    "selectattr('type', 'equalto', 'text') %}{% generation %}{{ content['text'] + ' '}}{% endgeneration %}"
+    "{% endfor %}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ 'ASSISTANT:' }}{% endif %}"
+)
+
+TINY_CLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                 image_size=28, patch_size=14, projection_dim=32)
+
+
+def _llava_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    return dict(
+        text_config=dict(TINY_TEXT, model_type="llama", vocab_size=ids["vocab_size"], bos_token_id=ids["bos_token_id"],
+                         eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"]),
+        vision_config=dict(TINY_CLIP, model_type="clip_vision_model"),
+        image_token_index=ids["<image>"],
+        image_seq_length=4,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+
+
+FAMILIES.register("llava", Family(
+    name="llava",
+    model_types=("llava",),
+    model_class="LlavaForConditionalGeneration",
+    processor_class="LlavaProcessor",
+    image_processor_class="CLIPImageProcessorPil",
+    image_token="<image>",
+    special_tokens=("<unk>", "<s>", "</s>", "<image>", "<pad>"),
+    named_tokens={"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+    chat_template=LLAVA_TEMPLATE,
+    tiny_config=_llava_tiny,
+    tiny_image_processor={"size": {"shortest_edge": 28}, "crop_size": {"height": 28, "width": 28}},
+    tiny_processor={"patch_size": 14, "vision_feature_select_strategy": "default", "num_additional_image_tokens": 1},
+    images_first=True,
+    add_bos=True,
+))
+
+
+ONEVISION_TEMPLATE = (  # llava-hf/llava-onevision-qwen2-*-ov-hf
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + ' '}}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
+    "{# Render all video then #}{% for content in message['content'] | selectattr('type', 'equalto', 'video') %}"
+    "{{ '<video>' }}{% endfor %}{# Render all text next #}{% if message['role'] != 'assistant' %}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}{{ '\n' + content['text'] }}"
+    "{% endfor %}{% else %}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{% generation %}{{ '\n' + content['text'] }}{% endgeneration %}{% endfor %}{% endif %}"
+    "{{'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+TINY_SIGLIP = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                   image_size=28, patch_size=14)
+ONEVISION_PINPOINTS = [[28, 28], [28, 56], [56, 28], [56, 56]]
+
+
+def _onevision_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    return dict(
+        text_config=dict(TINY_TEXT, model_type="qwen2", vocab_size=ids["vocab_size"],
+                         eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"]),
+        vision_config=dict(TINY_SIGLIP, model_type="siglip_vision_model"),
+        image_token_index=ids["<image>"],
+        video_token_index=ids["<video>"],
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="full",
+        image_grid_pinpoints=ONEVISION_PINPOINTS,
+        vision_aspect_ratio="anyres_max_9",
+    )
+
+
+FAMILIES.register("llava_onevision", Family(
+    name="llava_onevision",
+    model_types=("llava_onevision",),
+    model_class="LlavaOnevisionForConditionalGeneration",
+    processor_class="LlavaOnevisionProcessor",
+    image_processor_class="LlavaOnevisionImageProcessorPil",
+    image_token="<image>",
+    special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>", "<video>", "<unk>"),
+    named_tokens={"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"},
+    chat_template=ONEVISION_TEMPLATE,
+    tiny_config=_onevision_tiny,
+    tiny_image_processor={"size": {"height": 28, "width": 28}, "image_grid_pinpoints": ONEVISION_PINPOINTS,
+                          "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
+    tiny_processor={"num_image_tokens": 4, "vision_feature_select_strategy": "full",
+                    "vision_aspect_ratio": "anyres_max_9"},
+    skip_video=True,
+    images_first=True,
+))
+
+
+def _idefics_template(bos: str) -> str:  # HuggingFaceM4/Idefics3-8B-Llama3, HuggingFaceTB/SmolVLM-*
+    return (
+        bos + "{% for message in messages %}{{message['role'] | capitalize}}{% if message['content'] is string %}"
+        "{{': ' + message['content']}}{% else %}{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}"
+        "{{': '}}{% endif %}{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+        "{% elif line['type'] == 'image' %}{{ '<image>' }}{% elif line['type'] == 'video' %}{{ '<video>' }}{% endif %}"
+        "{% endfor %}{% endif %}<end_of_utterance>\n{% endfor %}{% if add_generation_prompt %}{{ 'Assistant:' }}"
+        "{% endif %}"
+    )
+
+
+def _idefics_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    return dict(
+        text_config=dict(TINY_TEXT, model_type="llama", vocab_size=ids["vocab_size"], bos_token_id=ids["bos_token_id"],
+                         eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=56, patch_size=14),
+        image_token_id=ids["<image>"],
+        scale_factor=2,
+    )
+
+
+ROW_COL = tuple(f"<row_{i + 1}_col_{j + 1}>" for i in range(6) for j in range(6))
+IDEFICS_IMAGE_PROC = {"size": {"longest_edge": 112}, "max_image_size": {"longest_edge": 56},
+                      "do_image_splitting": True}
+
+FAMILIES.register("idefics3", Family(
+    name="idefics3",
+    model_types=("idefics3",),
+    model_class="Idefics3ForConditionalGeneration",
+    processor_class="Idefics3Processor",
+    image_processor_class="Idefics3ImageProcessorPil",
+    image_token="<image>",
+    special_tokens=("<|begin_of_text|>", "<|end_of_text|>", "<fake_token_around_image>", "<image>",
+                    "<end_of_utterance>", "<global-img>", "<unk>") + ROW_COL,
+    named_tokens={"bos_token": "<|begin_of_text|>", "eos_token": "<end_of_utterance>",
+                  "pad_token": "<|end_of_text|>", "unk_token": "<unk>"},
+    chat_template=_idefics_template("<|begin_of_text|>"),
+    tiny_config=_idefics_tiny,
+    tiny_image_processor=IDEFICS_IMAGE_PROC,
+    tiny_processor={"image_seq_len": 4},
+    add_bos=True,
+    image_batching="pad",
+))
+
+FAMILIES.register("smolvlm", Family(
+    name="smolvlm",
+    model_types=("smolvlm",),
+    model_class="SmolVLMForConditionalGeneration",
+    processor_class="SmolVLMProcessor",
+    image_processor_class="SmolVLMImageProcessorPil",
+    image_token="<image>",
+    special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<fake_token_around_image>", "<image>",
+                    "<end_of_utterance>", "<global-img>", "<video>", "<unk>") + ROW_COL,
+    named_tokens={"bos_token": "<|im_start|>", "eos_token": "<end_of_utterance>",
+                  "pad_token": "<|im_end|>", "unk_token": "<unk>"},
+    chat_template=_idefics_template("<|im_start|>"),
+    tiny_config=_idefics_tiny,
+    tiny_image_processor=IDEFICS_IMAGE_PROC,
+    tiny_processor={"image_seq_len": 4},
+    skip_video=True,
+    image_batching="pad",
 ))
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import transformers
+from transformers import ProcessorMixin
 
 from .families import Family
 
@@ -29,12 +31,34 @@ def _processor_class(name: str, skip_video: bool) -> type:
     if not skip_video:
         return base
 
+    wants_video = "video_processor" in inspect.signature(base.__init__).parameters
+    module = sys.modules[base.__module__]
+
     def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        base.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template, **kwargs)
+        if wants_video:
+            kwargs["video_processor"] = None
+        # SmolVLM refuses to start without num2words, which only its video prompts use.
+        stub = hasattr(module, "num2words") and module.num2words is None
+        if stub:
+            module.num2words = _no_num2words
+        try:
+            base.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template,
+                          **kwargs)
+        finally:
+            if stub:
+                module.num2words = None
 
     # The attributes of a ProcessorMixin are read from its __init__ signature. Same name as the
     # base class, so a saved folder names a class that stock transformers knows.
-    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__})
+    sig = inspect.signature(base.__init__)
+    __init__.__signature__ = sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "video_processor"])
+    # Overrides of apply_chat_template exist for video defaults (SmolVLM); images need none of it.
+    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__,
+                                         "apply_chat_template": ProcessorMixin.apply_chat_template})
+
+
+def _no_num2words(*args, **kwargs):
+    raise RuntimeError("video prompts need the num2words package")
 
 
 def image_processor_class(family: Family) -> type:
@@ -65,7 +89,9 @@ def load_processor(family: Family, folder: Path, tokenizer, **hub_kwargs):
     """Load tokenizer-side parts from ``folder`` (a local snapshot) and build the processor."""
     proc_cfg = _read_json(folder / "processor_config.json")
     img_cfg = _read_json(folder / "preprocessor_config.json") or proc_cfg.get("image_processor", {})
-    img_cls = image_processor_class(family)
+    saved_type = img_cfg.get("image_processor_type", "").removesuffix("Fast")
+    img_cls = getattr(transformers, f"{saved_type}Pil", None) if saved_type else None
+    img_cls = img_cls or image_processor_class(family)
     img_kwargs = {k: v for k, v in img_cfg.items() if not k.startswith("_") and k not in (
         "image_processor_type", "processor_class", "auto_map")}
     image_processor = img_cls(**img_kwargs)

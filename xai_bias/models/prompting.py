@@ -78,7 +78,8 @@ def segments(view: PromptView, images_first: bool = False) -> list[tuple[str, An
     pieces.append(("question", question[pos:]))
     leading = [("image", k) for k in range(n) if images_first or k not in used]
     if images_first:
-        pieces = [("question", "".join(t for r, t in pieces if r == "question"))]
+        joined = "".join(t for r, t in pieces if r == "question")
+        pieces = [("question", re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", joined))]
     # trim question pieces at the ends, drop empty ones
     text_idx = [i for i, (r, _) in enumerate(pieces) if r == "question"]
     if text_idx:

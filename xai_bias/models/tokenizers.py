@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
 from .families import FAMILIES, Family
@@ -72,6 +72,10 @@ def make_tokenizer(arch: str, words: list[str] | tuple[str, ...] = ()) -> PreTra
     tok.pre_tokenizer = pre_tokenizers.Split(_SPLIT, behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.add_special_tokens(specials)
+    if fam.add_bos:
+        bos = fam.named_tokens["bos_token"]
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])])
     named = {k: v for k, v in fam.named_tokens.items() if v is not None}
     extra = [t for t in specials if t not in named.values()]
     hf = PreTrainedTokenizerFast(
