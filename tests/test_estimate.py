@@ -381,3 +381,35 @@ def test_ten_thousand_records_in_seconds():
     print(f"estimate on {R} records x {L} layers, 1000 resamples: {dt:.2f} s "
           f"({len(est.tables)} tables)")
     assert est.table("attention").n_samples == R // 2
+
+
+def test_mixed_trace_agreement_ablation_and_latex(tmp_path):
+    """Attention, Shapley and the ablation on one trace: the ablation's per-sample score sits on
+    the complete records, so it enters the per-sample agreement; unknown filters are refused."""
+    from xai_bias.errors import UsageError
+    from xai_bias.estimate import format_estimate_latex
+
+    rng = np.random.default_rng(2)
+    recs = []
+    for i in range(12):
+        reliance = rng.random()  # how much sample i rests on the image
+        m = np.zeros((3, 1, len(ROLES)), np.float32)
+        m[:, 0, IMG] = 0.1 + 0.5 * reliance
+        m[:, 0, Q] = 0.4
+        sh = np.array([reliance, 1 - reliance], np.float32)
+        recs.append(_rec(f"s{i}", **{"attention/mass": m, "attribution/shapley": sh}))
+        recs.append(_rec(f"s{i}", "text_only", lp=[-0.1 - 3 * reliance, -5, -5, -5]))
+        recs.append(_rec(f"s{i}", "image_only", lp=[-0.1 - 3 * (1 - reliance), -5, -5, -5]))
+    path = _write(tmp_path / "mix.h5", recs, {"attribution/shapley": {"groups": ["image", "text"]}})
+    est = estimate(path, n_bootstrap=100)
+    assert set(est.methods) == {"attention", "shapley", "ablation"}
+    rho = {(g.method_a, g.method_b): g.spearman for g in est.agreement if g.kind == "samples"}
+    assert rho[("attention", "shapley")] == pytest.approx(1.0)
+    assert rho[("shapley", "ablation")] == pytest.approx(1.0)
+    assert rho[("attention", "ablation")] == pytest.approx(1.0)
+    tex = format_estimate_latex(est)
+    assert r"\begin{tabular}" in tex and "text\\_only" in tex
+    with pytest.raises(UsageError, match="Did you mean 'complete'"):
+        estimate(path, condition="complet")
+    with pytest.raises(UsageError, match="mode 'cot'"):
+        estimate(path, mode="cot")

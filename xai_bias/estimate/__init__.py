@@ -8,11 +8,11 @@ ablation — from a trace file alone (no model).
 """
 
 from .estimator import METHOD_NAMES, estimate
-from .report import estimate_to_json, format_estimate
+from .report import estimate_to_json, format_estimate, format_estimate_latex
 from .results import (MODALITY_COLUMNS, AblationRow, Agreement, Estimate, LensCurve, ModalityTable,
                       Overall, Suppression)
 
 __all__ = [
-    "estimate", "format_estimate", "estimate_to_json", "METHOD_NAMES", "MODALITY_COLUMNS",
+    "estimate", "format_estimate", "format_estimate_latex", "estimate_to_json", "METHOD_NAMES", "MODALITY_COLUMNS",
     "Estimate", "ModalityTable", "Overall", "Suppression", "LensCurve", "AblationRow", "Agreement",
 ]

@@ -180,6 +180,14 @@ class _Estimator:
         self.ok = status == "ok"
         self.correct = (np.asarray(self.t["records/correct"], dtype=bool) if self._has("records/correct")
                         else np.zeros(self.R, bool))
+        for what, want, have in (("condition", self.cond_filter, self.cond), ("mode", self.mode_filter, self.mode)):
+            held = sorted(set(have[self.ok]), key=lambda x: _order_key(x, x))
+            for name in sorted(want or ()):
+                if name not in held:
+                    close = difflib.get_close_matches(name, held, n=2, cutoff=0.5)
+                    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+                    raise UsageError(f"{self.source}: no usable record of {what} {name!r}.{hint} "
+                                     f"The trace holds: {', '.join(held) or 'none'}")
         cf = self.cond_filter if self.cond_filter is not None else set(self.cond)
         mf = self.mode_filter if self.mode_filter is not None else set(self.mode)
         self.sel = self.ok & np.isin(self.cond, list(cf)) & np.isin(self.mode, list(mf))
@@ -219,7 +227,7 @@ class _Estimator:
                 if self.all:
                     skipped.append(m)
                     continue
-                held = [d for ds in NEEDS.values() for d in ds if self._has(d)]
+                held = [d for ds in NEEDS.values() for d in ds if self._has(d) and not d.startswith("records/")]
                 raise TraceError(
                     f"{self.source}: method {m!r} needs dataset(s) {', '.join('/' + d for d in missing)}, "
                     f"absent from the trace (it holds: {', '.join('/' + d for d in held) or 'none of them'})")
@@ -417,7 +425,10 @@ class _Estimator:
             inc = np.array([mod in wanted and np.isfinite(point[-1, j]) for j, mod in enumerate(MODALITY_COLUMNS)])
             if not (inc[0] and inc[1]):
                 inc[:] = False  # shares need both modalities (knockout measures the image only)
-            dom_idx = np.where(np.isfinite(point[:, 0]) & np.isfinite(point[:, 1]),
+            # dominant: the larger of image and text; none when either is unmeasured or neither
+            # contributes anything (both <= 0)
+            dom_idx = np.where(np.isfinite(point[:, 0]) & np.isfinite(point[:, 1])
+                               & (np.maximum(point[:, 0], point[:, 1]) > 0),
                                np.where(point[:, 0] >= point[:, 1], 0, 1), -1)
             share, delta = _derive(point, inc, dom_idx)
             if self.B > 0:
@@ -508,13 +519,26 @@ class _Estimator:
             for o in obs:
                 for k in causal:
                     if o.overall.dominant != k.overall.dominant:
+                        unsure = [t for t in (o, k) if _straddles(t.overall.share_ci[0])]
+                        caveat = ("; the interval of " + " and of ".join(_agreement_name_t(t) for t in unsure)
+                                  + " includes 0.5, so that ranking is uncertain") if unsure else ""
                         self.warnings.append(
                             f"{c}/{m}: {_agreement_name_t(o)} ranks {o.overall.dominant} above "
-                            f"{o.overall.underutilized} (image share {_fmt(o.overall.share[0])}, "
-                            f"95% CI {_fmt(o.overall.share_ci[0][0])}–{_fmt(o.overall.share_ci[0][1])}) "
-                            f"but {k.method} ranks {k.overall.dominant} above {k.overall.underutilized} "
-                            f"(image share {_fmt(k.overall.share[0])}): attention and gradients show where "
-                            "the model looks, not what its answer relies on; trust the causal method")
+                            f"{o.overall.underutilized} (image share {_share_txt(o)}) but {k.method} ranks "
+                            f"{k.overall.dominant} above {k.overall.underutilized} (image share {_share_txt(k)})"
+                            f"{caveat}: attention and gradients show where the model looks, not what its "
+                            "answer relies on; the causal method measures reliance")
+
+
+def _straddles(ci) -> bool:
+    lo, hi = float(ci[0]), float(ci[1])
+    return np.isfinite(lo) and np.isfinite(hi) and lo <= 0.5 <= hi
+
+
+def _share_txt(t: ModalityTable) -> str:
+    lo, hi = t.overall.share_ci[0]
+    ci = f", 95% CI {_fmt(lo)}–{_fmt(hi)}" if np.isfinite(lo) and np.isfinite(hi) else ""
+    return f"{_fmt(t.overall.share[0])}{ci}"
 
 
 def _derive(C: np.ndarray, inc: np.ndarray, dom_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

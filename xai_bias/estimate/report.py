@@ -185,3 +185,49 @@ def format_estimate(est: Estimate) -> str:
         out.append("== warnings")
         out += [f"   ! {w}" for w in est.warnings]
     return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------------------- LaTeX
+def _tex(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
+                 ("|", r"$|$"), ("Δ", r"$\Delta$"), ("·", r"$\cdot$"), ("φ", r"$\phi$")):
+        s = s.replace(a, b)
+    return s
+
+
+def _tex_ci(v: float, ci, spec: str) -> str:
+    return _tex(_ci(v, ci, spec)).replace("[", "{\\footnotesize[").replace("]", "]}")
+
+
+def format_estimate_latex(est: Estimate) -> str:
+    """The per-layer tables and the ablation table as LaTeX ``tabular``s (booktabs), the same
+    numbers as ``format_estimate``."""
+    out = [f"% modality contributions of {_tex(est.source)}; {est.n_bootstrap} bootstrap resamples, "
+           f"{100 * (1 - est.alpha):g}% percentile intervals"]
+    for t in est.tables:
+        out += [r"\begin{table}[t]\centering\small",
+                r"\begin{tabular}{lrrrll}\toprule",
+                r"layer & $C(\text{image})$ & $C(\text{text})$ & $C(\text{other})$ & image share & $\Delta$ (dominant) \\\midrule"]
+        rows = [(_layer(layer), t.contribution[i], t.share[i, 0], t.share_ci[i, 0], t.delta[i], t.delta_ci[i],
+                 t.dominant[i]) for i, layer in enumerate(t.layers)]
+        o = t.overall
+        rows.append(("overall", o.contribution, o.share[0], o.share_ci[0], o.delta, o.delta_ci, o.dominant))
+        for i, (lab, c, sh, shci, d, dci, dom) in enumerate(rows):
+            if lab == "overall" and len(rows) > 1:
+                out.append(r"\midrule")
+            out.append(f"{lab} & {_f(c[0])} & {_f(c[1])} & {_f(c[2])} & {_tex_ci(sh, shci, '.3f')} & "
+                       f"{_tex_ci(d, dci, '.3g')} ({dom or '--'}) \\\\")
+        out += [r"\bottomrule\end{tabular}",
+                f"\\caption{{{_tex(t.label)} ($n={t.n_samples}$): {_tex(t.definition)}; overall: "
+                f"{_tex(t.overall_rule)}.}}", r"\end{table}", ""]
+    if est.ablation:
+        out += [r"\begin{table}[t]\centering\small", r"\begin{tabular}{llrrrrl}\toprule",
+                r"mode & condition & pairs & log-prob drop & acc.\ complete & acc.\ condition & acc.\ drop \\\midrule"]
+        for a in est.ablation:
+            out.append(f"{_tex(a.mode)} & {_tex(a.condition)} & {a.n_pairs} & "
+                       f"{_tex_ci(a.logprob_drop, a.logprob_drop_ci, '.3g')} & {_f(a.accuracy_complete, '.3f')} & "
+                       f"{_f(a.accuracy_condition, '.3f')} & {_tex_ci(a.accuracy_drop, a.accuracy_drop_ci, '.3f')} \\\\")
+        out += [r"\bottomrule\end{tabular}",
+                f"\\caption{{Missing-modality ablation: \\texttt{{complete}} vs the condition (target letter: "
+                f"{est.target}).}}", r"\end{table}", ""]
+    return "\n".join(out)
