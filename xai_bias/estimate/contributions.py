@@ -77,9 +77,9 @@ def _sum_roles(a: np.ndarray, idx: list[list[int]]) -> np.ndarray:
 
 def attention_measures(mass: np.ndarray, role_tokens: np.ndarray | None, roles: list[str],
                        per_token: bool) -> list[Measure]:
-    mass = np.asarray(mass, dtype=np.float64)  # [R, L, H, nr]
-    R, L = mass.shape[:2]
-    head_mean = mass.mean(axis=2)  # [R, L, nr]
+    mass = np.asarray(mass)  # [R, L, H, nr] float32
+    L = mass.shape[1]
+    head_mean = mass.mean(axis=2, dtype=np.float64)  # [R, L, nr], no float64 copy of the heads
     idx = modality_role_index(roles)
     C = _sum_roles(head_mean, idx)  # [R, L, 3]
     layers = np.arange(L)

@@ -305,7 +305,7 @@ class _Estimator:
                              f"{len(groups)} group names ({groups})")
         return groups
 
-    def _letters(self, own_first: bool) -> np.ndarray:
+    def _letters(self) -> np.ndarray:
         """Target letter index per record: prediction then gold ("predicted"), or gold then prediction."""
         if self.target == "predicted":
             return cb.target_index(self.pred, self.answer)
@@ -320,10 +320,16 @@ class _Estimator:
     def _logit_lens(self) -> tuple[list[cb.Measure], list[LensCurve]]:
         values = self._col("intervention/logit_lens").astype(np.float64)  # [R, L, K]
         dattrs = dict(self.t.dataset_attrs("intervention/logit_lens") or {})
-        units = str(dattrs.get("units", dattrs.get("kind", ""))).lower()
-        if "log" in units or (not units and np.isfinite(values).any() and np.nanmin(values) < 0):
-            values = np.exp(values)
-        letter = self._letters(True)
+        units = " ".join(str(dattrs.get(k, "")) for k in ("value", "values", "units", "unit", "kind")).lower()
+        if "log" in units or (not units.strip() and np.isfinite(values).any() and np.nanmin(values) < 0):
+            values = np.exp(values)  # log-softmax readout -> probability
+        if values.ndim == 2:  # already the target letter's readout per layer
+            values = values[:, :, None]
+            self.warnings.append("logit_lens: the trace holds one value per layer (no per-letter readout); "
+                                 "it is taken as the target letter's")
+        letter = self._letters()
+        if values.shape[2] == 1:
+            letter = np.zeros_like(letter)
         # every condition follows the letter of its sample's ``complete`` record (the same answer
         # with and without a modality); records without one follow their own
         comp = cb.pair_index(self.sid, self.cond, self.mode, self.ok, ["complete"])["complete"]
@@ -354,7 +360,7 @@ class _Estimator:
         lp = self._col("records/option_logprobs").astype(np.float64)
         if lp.ndim == 1:
             lp = lp[:, None]
-        letter = self._letters(True)
+        letter = self._letters()
         complete, partners = self._pairs()
         d_img, d_txt, per = cb.paired_effects(lp, complete, letter, partners)
         Xo = np.stack([d_img, d_txt, np.full_like(d_img, np.nan)], -1)  # [R, 3]

@@ -139,9 +139,10 @@ def _table_text(t: ModalityTable, est: Estimate) -> list[str]:
         if (s.method, s.measure, s.condition, s.mode) == (t.method, t.measure, t.condition, t.mode):
             where = "none" if s.layer is None else _layer(s.layer)
             iv = "-" if s.interval is None else f"[{_layer(s.interval[0])}, {_layer(s.interval[1])}]"
+            boot = (f"; {100 * (1 - est.alpha):g}% CI {iv}; no suppression in "
+                    f"{_f(100 * s.no_suppression, '.1f')}% of resamples") if s.n_resamples else ""
             out.append(f"   suppression layer: {where} (image share peaks at {_f(s.peak_share, '.3f')} in layer "
-                       f"{_layer(s.peak_layer)}; first later layer below {s.fraction:g} × peak); 95% CI {iv}; "
-                       f"no suppression in {_f(100 * s.no_suppression, '.1f')}% of resamples")
+                       f"{_layer(s.peak_layer)}; first later layer below {s.fraction:g} × peak){boot}")
     return out
 
 
