@@ -158,7 +158,10 @@ def cmd_consistency(args: Any) -> int:
     if bool(args.path) == bool(args.predictions):
         raise UsageError("give either a trace PATH.h5 or --predictions PRED.jsonl")
     if args.predictions:
-        rows = cons.load_predictions(args.predictions)
+        rows = []
+        for spec in args.predictions:
+            path, _, label = spec.rpartition("=") if "=" in spec else (spec, "", "")
+            rows.extend(cons.load_predictions(path, condition=label or None))
     else:
         from .store import open_trace
 

@@ -240,17 +240,16 @@ class Runner:
         return self._score_direct(encoded, batch)
 
     def _score_direct(self, encoded, batch) -> list[Record]:
-        from .models import option_logprobs_from_logits, forward
+        from .models import option_logprobs
 
         letters = [view.letters for _, view, _ in encoded]
-        with contextlib.ExitStack() as stack:
+        with contextlib.ExitStack() as stack:  # the one scoring forward pass, instrumented
             for m in self.methods:
                 stack.enter_context(m.capture(batch))
-            logits = forward(self.vlm, batch)
-        logprobs = option_logprobs_from_logits(self.vlm, logits, batch, letters)
-        answer_pos = int(logits.shape[1]) - 1
-        predictions = [view.letters[int(np.nanargmax(lp))] for lp, (_, view, _) in zip(logprobs, encoded)]
-        targets = [self._target(item, view, pred, answer_pos) for (item, view, _), pred in zip(encoded, predictions)]
+            logprobs = option_logprobs(self.vlm, batch, letters)
+        predictions = [_argmax_letter(lp, view.letters) for lp, (_, view, _) in zip(logprobs, encoded)]
+        targets = [self._target(item, view, pred, batch.answer_pos)
+                   for (item, view, _), pred in zip(encoded, predictions)]
         rows = self._measure(batch, targets)
         return [
             self._record(item, view, enc, pred, lp, row)
@@ -259,34 +258,38 @@ class Runner:
 
     def _score_cot(self, encoded, batch) -> list[Record]:
         from .answers import parse_choice
-        from .models import extend_with_generation, forward, generate, option_logprobs_from_logits
+        from .generation import emitting_row, extend_batch, generate, logprobs_at
+        from .models import forward
 
+        encs = [e for _, _, e in encoded]
         texts, gen_ids = generate(self.vlm, batch, max_new_tokens=self.config.max_new_tokens)
         preds = [
             parse_choice(text, list(item.sample.options), fallback=self.config.parse_fallback,
                          seed=self.config.seed)
             for text, (item, _, _) in zip(texts, encoded)
         ]
-        full = extend_with_generation(self.vlm, batch, gen_ids)
-        prompt_len = int(batch.inputs["input_ids"].shape[1])
-        # the answer row: the position whose next-token distribution emits the parsed letter
-        answer_rows = [
-            _emitting_position(self.vlm, ids, pred, prompt_len) for ids, pred in zip(gen_ids, preds)
+        full = extend_batch(self.vlm, encs, gen_ids)
+        rows_at = [
+            emitting_row(full, i, len(enc), ids, self.vlm.letter_token_ids([p])[0] if p else None)
+            for i, (enc, ids, p) in enumerate(zip(encs, gen_ids, preds))
         ]
         with contextlib.ExitStack() as stack:
             for m in self.methods:
                 stack.enter_context(m.capture(full))
             logits = forward(self.vlm, full)
         letters = [view.letters for _, view, _ in encoded]
-        logprobs = option_logprobs_from_logits(self.vlm, logits, full, letters, positions=answer_rows)
+        logprobs = logprobs_at(self.vlm, logits, rows_at, letters)
         targets = [
-            self._target(item, view, pred or view.letters[int(np.nanargmax(lp))], pos)
-            for (item, view, _), pred, lp, pos in zip(encoded, preds, logprobs, answer_rows)
+            self._target(item, view, pred or _argmax_letter(lp, view.letters), pos)
+            for (item, view, _), pred, lp, pos in zip(encoded, preds, logprobs, rows_at)
         ]
         rows = self._measure(full, targets)
+        from .generation import extend_encoded
+
         return [
-            self._record(item, view, enc, pred, lp, row, response=text)
-            for (item, view, enc), pred, lp, row, text in zip(encoded, preds, logprobs, rows, texts)
+            self._record(item, view, extend_encoded(enc, ids), pred, lp, row, response=text)
+            for (item, view, enc), ids, pred, lp, row, text
+            in zip(encoded, gen_ids, preds, logprobs, rows, texts)
         ]
 
     def _target(self, item: WorkItem, view: PromptView, prediction: str, pos: int) -> Target:
@@ -316,19 +319,10 @@ class Runner:
         )
 
 
-def _emitting_position(vlm: Any, gen_ids: np.ndarray, letter: str, prompt_len: int) -> int:
-    """Index (in prompt+generation) of the row whose logits emit the last ``letter`` token.
+def _argmax_letter(logprobs: np.ndarray, letters: Sequence[str]) -> str:
+    from .models import predict
 
-    Falls back to the last generated row when the letter was not emitted as a token (an
-    option's text matched, or nothing parsed).
-    """
-    gen = np.asarray(gen_ids)
-    if letter:
-        tid = vlm.letter_token_ids([letter])[0]
-        hits = np.flatnonzero(gen == tid)
-        if hits.size:
-            return prompt_len + int(hits[-1]) - 1
-    return prompt_len + max(len(gen), 1) - 1
+    return predict(logprobs, letters)
 
 
 def run_study(vlm: Any, sample_set: Any, config: RunConfig,
