@@ -57,6 +57,7 @@ class Measure:
     suppression: bool = False
     note: str = ""
     paired: bool = False  # rows are ``complete`` records holding complete-vs-removal effects
+    signed: np.ndarray | None = None  # [R, 3] Shapley: signed values per modality (for the note)
 
 
 def modality_role_index(roles: list[str]) -> list[list[int]]:
@@ -156,8 +157,8 @@ def shapley_measures(values: np.ndarray, groups: list[str]) -> tuple[list[Measur
         "shapley", "|phi|", np.arange(0), mag[:, None, :][:, :0, :], mag, "share",
         overall_rule="layer-free",
         definition="|Shapley value| of the modality's group(s) (groups: " + ", ".join(map(str, groups)) + ")",
+        signed=signed,
     )
-    m.signed = signed  # type: ignore[attr-defined]  # for the note (signed means per group)
     return [m], warn
 
 

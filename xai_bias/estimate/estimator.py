@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -451,8 +451,8 @@ class _Estimator:
             under = tuple(MODALITY_COLUMNS[1 - d] if d >= 0 else "" for d in dom_idx)
             overall = Overall(point[-1], cci[-1], share[-1], sci[-1], float(delta[-1]), dci[-1], names[-1], under[-1])
             note = meas.note
-            if meas.method == "shapley":
-                signed = nan_mean(meas.signed[rows])  # type: ignore[attr-defined]
+            if meas.signed is not None:
+                signed = nan_mean(meas.signed[rows])
                 note = "signed mean phi: " + ", ".join(
                     f"{mod} {v:+.4g}" for mod, v in zip(MODALITY_COLUMNS, signed) if np.isfinite(v))
             tables.append(ModalityTable(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 
 from .results import MODALITY_COLUMNS, Estimate, ModalityTable, Overall
 
