@@ -1,0 +1,98 @@
+"""The trace file: one HDF5 file per study, one row per Record (schema_version 1).
+
+Needs only numpy and h5py (never torch or models). Nothing is pickled: strings are utf-8
+variable-length strings, structured values (the sample metadata, dict attributes) are JSON
+strings, every other dataset is numeric.
+
+Layout (R = committed records, L = layers, H = heads, n_roles = len(roles), default
+``xai_bias.types.ROLES`` = sink, template, image, question, options, instruction, generated)::
+
+    /                        attrs: schema_version (=1), created (ISO-8601 UTC), xai_bias_version,
+                                    n_records (committed record count, see below), and the
+                                    writer's provenance: model_id, model_arch, dtype, device,
+                                    package versions, command, sample_set (name, sha256), seed,
+                                    roles (list of str), n_layers, n_heads, ...; "resumes" (list of
+                                    {time, n_records, command}) after a --resume; "merged_from"
+                                    (list of the sources) in a merged trace.
+    /records/sample_id       [R]                 utf-8 string
+    /records/condition       [R]                 utf-8 string (complete, text_white, ...)
+    /records/mode            [R]                 utf-8 string (direct, cot)
+    /records/answer          [R]                 utf-8 string (gold letter, "" if unknown)
+    /records/prediction      [R]                 utf-8 string ("" if unparsed)
+    /records/correct         [R]                 bool
+    /records/status          [R]                 utf-8 string ("ok" or the error)
+    /records/option_logprobs [R, max_options]    float32, NaN-padded (the second dim grows when a
+                                                 record has more options than any before)
+    /records/n_options       [R]                 int32: number of options of the record (the
+                                                 unpadded length of its option_logprobs row)
+    /records/role_tokens     [R, n_roles]        int32: prompt token count per role
+    /records/meta            [R]                 utf-8 JSON object: the sample's metadata
+    /records/input_ids       [R]                 variable-length int32: the prompt as the model saw
+                                                 it (image placeholders expanded)
+    /records/token_roles     [R]                 variable-length int8: role index of each token
+    /records/response        [R]                 utf-8 string: generated text in cot mode, ""
+                                                 otherwise
+
+Instruments add datasets outside /records, one row per record, settings as dataset attributes
+(set with ``TraceWriter.set_dataset_attrs``)::
+
+    /attention/mass          [R, L, H, n_roles]  float32: attention of the answer query row(s) on
+                                                 each role
+    /attribution/ig          [R, L+1, n_roles]   float32: |IG| share per role, row 0 = input
+                                                 embeddings (attrs: steps, baseline, ...)
+    /attribution/ig_delta    [R]                 float32: IG convergence error
+    /attribution/shapley     [R, n_groups]       float32 (attrs: groups, baseline)
+    /intervention/knockout   [R, L]              float32: change in the answer log-prob when the
+                                                 answer row's attention to image tokens is cut at
+                                                 layer l
+    /intervention/logit_lens [R, L, ...]         float32: per-layer readout of the answer letters
+
+A measurement dataset is created on first use with the dtype and row shape of the first row;
+rows of records that lack it are filled (NaN for floats, 0 for ints, False for bools), so every
+dataset has one row per record. New datasets may be added; existing names keep their meaning.
+The reader checks the role axis of /records/role_tokens, /attention/mass and /attribution/ig.
+
+Datasets are chunked along R, gzip-compressed (fixed-size ones) and appended record by record.
+Commit protocol: a record's rows land in every dataset first, then the root attribute
+``n_records`` is incremented and the file flushed. Readers see only the first ``n_records`` rows;
+``TraceWriter(..., resume=True)`` truncates longer datasets back to ``n_records`` (a record in
+flight when a run died leaves nothing behind) and skips ``done_keys()``.
+
+Attributes: str, int, float, bool and lists of str are native HDF5 attributes; dicts, mixed
+lists and None are JSON strings whose names are listed in the object's ``json_attrs``
+attribute. ``Trace.attrs`` / ``Trace.dataset_attrs`` return them decoded.
+
+API: ``TraceWriter``, ``open_trace`` -> ``Trace``, ``merge_traces``, ``describe``,
+``describe_record``, ``format_description``, ``format_record``.
+"""
+
+from __future__ import annotations
+
+from ._schema import RECORD_DATASETS, SCHEMA_VERSION
+from .reader import Trace, open_trace
+from .writer import TraceWriter
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "RECORD_DATASETS",
+    "Trace",
+    "TraceWriter",
+    "open_trace",
+    "merge_traces",
+    "describe",
+    "describe_record",
+    "format_description",
+    "format_record",
+]
+
+
+def __getattr__(name: str):  # lazy: merge / inspect are imported on first use
+    if name == "merge_traces":
+        from .merge import merge_traces
+
+        return merge_traces
+    if name in ("describe", "describe_record", "format_description", "format_record"):
+        from . import inspect as _inspect
+
+        return getattr(_inspect, name)
+    raise AttributeError(f"module 'xai_bias.store' has no attribute {name!r}")
