@@ -22,7 +22,7 @@ class Family:
     image_token: the placeholder token the processor repeats once per vision feature.
     position_ids: "model" (the model derives positions from the attention mask itself, e.g.
       Qwen mrope from ``mm_token_type_ids``) or "mask" (we pass cumsum(mask) - 1).
-    skip_video: the processor class wants a video processor; we build it without one.
+    processor_quirks: named fixes of the processor class (e.g. build it without a video processor).
     tiny_config: token ids -> kwargs of the family's config for a tiny random model.
     """
 
@@ -38,7 +38,7 @@ class Family:
     tiny_config: Callable[[Mapping[str, int]], dict[str, Any]]
     tiny_image_processor: Mapping[str, Any] = field(default_factory=dict)
     tiny_processor: Mapping[str, Any] = field(default_factory=dict)
-    skip_video: bool = False
+    processor_quirks: tuple[str, ...] = ()  # see processors.QUIRKS: "no_video", "plain_layout"
     position_ids: str = "mask"
     images_first: bool = False  # the prompt format puts every image before the text
     unk_token: str = "<unk>"
@@ -125,7 +125,7 @@ FAMILIES.register("qwen2_5_vl", Family(
     chat_template=QWEN_VL_TEMPLATE,
     tiny_config=_qwen_tiny,
     tiny_image_processor=QWEN_IMAGE_PROC,
-    skip_video=True,
+    processor_quirks=("no_video",),
     position_ids="model",
 ))
 
@@ -141,7 +141,7 @@ FAMILIES.register("qwen2_vl", Family(
     chat_template=QWEN_VL_TEMPLATE,
     tiny_config=lambda ids: _qwen_tiny(ids, v2=True),
     tiny_image_processor=QWEN_IMAGE_PROC,
-    skip_video=True,
+    processor_quirks=("no_video",),
     position_ids="model",
 ))
 
@@ -235,7 +235,7 @@ FAMILIES.register("llava_onevision", Family(
                           "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
     tiny_processor={"num_image_tokens": 4, "vision_feature_select_strategy": "full",
                     "vision_aspect_ratio": "anyres_max_9"},
-    skip_video=True,
+    processor_quirks=("no_video",),
     images_first=True,
 ))
 
@@ -300,8 +300,144 @@ FAMILIES.register("smolvlm", Family(
     tiny_config=_idefics_tiny,
     tiny_image_processor=IDEFICS_IMAGE_PROC,
     tiny_processor={"image_seq_len": 4},
-    skip_video=True,
+    processor_quirks=("no_video",),
     image_batching="pad",
+))
+
+
+GEMMA3_TEMPLATE = (  # google/gemma-3-*-it
+    "{{ bos_token }}\n{%- if messages[0]['role'] == 'system' -%}\n    {%- if messages[0]['content'] is string -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'] + '\n\n' -%}\n    {%- else -%}\n"
+    "        {%- set first_user_prefix = messages[0]['content'][0]['text'] + '\n\n' -%}\n    {%- endif -%}\n"
+    "    {%- set loop_messages = messages[1:] -%}\n{%- else -%}\n    {%- set first_user_prefix = \"\" -%}\n"
+    "    {%- set loop_messages = messages -%}\n{%- endif -%}\n{%- for message in loop_messages -%}\n"
+    "    {%- if (message['role'] == 'user') != (loop.index0 % 2 == 0) -%}\n"
+    "        {{ raise_exception(\"Conversation roles must alternate user/assistant/user/assistant/...\") }}\n"
+    "    {%- endif -%}\n    {%- if (message['role'] == 'assistant') -%}\n        {%- set role = \"model\" -%}\n"
+    "    {%- else -%}\n        {%- set role = message['role'] -%}\n    {%- endif -%}\n"
+    "    {{ '<start_of_turn>' + role + '\n' + (first_user_prefix if loop.first else \"\") }}\n"
+    "    {%- if message['content'] is string -%}\n        {{ message['content'] | trim }}\n"
+    "    {%- elif message['content'] is iterable -%}\n        {%- for item in message['content'] -%}\n"
+    "            {%- if item['type'] == 'image' -%}\n                {{ '<start_of_image>' }}\n"
+    "            {%- elif item['type'] == 'text' -%}\n                {{ item['text'] | trim }}\n"
+    "            {%- endif -%}\n        {%- endfor -%}\n    {%- else -%}\n"
+    "        {{ raise_exception(\"Invalid content type\") }}\n    {%- endif -%}\n    {{ '<end_of_turn>\n' }}\n"
+    "{%- endfor -%}\n{%- if add_generation_prompt -%}\n    {{'<start_of_turn>model\n'}}\n{%- endif -%}\n"
+)
+
+
+def _gemma3_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    text = dict(TINY_TEXT, vocab_size=ids["vocab_size"], head_dim=16, query_pre_attn_scalar=16,
+                sliding_window=16, layer_types=["sliding_attention", "full_attention"],
+                bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"])
+    return dict(
+        text_config=text,
+        vision_config=dict(TINY_SIGLIP, image_size=56, model_type="siglip_vision_model"),
+        mm_tokens_per_image=4,
+        boi_token_index=ids["<start_of_image>"],
+        eoi_token_index=ids["<end_of_image>"],
+        image_token_index=ids["<image_soft_token>"],
+    )
+
+
+FAMILIES.register("gemma3", Family(
+    name="gemma3",
+    model_types=("gemma3",),
+    model_class="Gemma3ForConditionalGeneration",
+    processor_class="Gemma3Processor",
+    image_processor_class="Gemma3ImageProcessorPil",
+    image_token="<image_soft_token>",
+    special_tokens=("<pad>", "<eos>", "<bos>", "<unk>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>",
+                    "<end_of_image>", "<image_soft_token>"),
+    named_tokens={"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
+                  "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
+    chat_template=GEMMA3_TEMPLATE,
+    tiny_config=_gemma3_tiny,
+    tiny_image_processor={"size": {"height": 56, "width": 56}},
+    tiny_processor={"image_seq_length": 4},
+))
+
+
+def _paligemma_render(processor, content: list[dict]) -> str:
+    """PaliGemma's prompt: one <image> per image, bos, the text, "\n" (no chat template)."""
+    n_images = sum(1 for c in content if c["type"] == "image")
+    text = "".join(c["text"] for c in content if c["type"] == "text")
+    return processor.image_token * n_images + processor.tokenizer.bos_token + text + "\n"
+
+
+def _paligemma_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    text = dict(TINY_TEXT, model_type="gemma", vocab_size=ids["vocab_size"], head_dim=16,
+                bos_token_id=ids["bos_token_id"], eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"])
+    return dict(
+        text_config=text,
+        vision_config=dict(TINY_SIGLIP, model_type="siglip_vision_model", projection_dim=64),
+        image_token_index=ids["<image>"],
+        vocab_size=ids["vocab_size"],
+        projection_dim=64,
+        hidden_size=64,
+    )
+
+
+FAMILIES.register("paligemma", Family(
+    name="paligemma",
+    model_types=("paligemma",),
+    model_class="PaliGemmaForConditionalGeneration",
+    processor_class="PaliGemmaProcessor",
+    image_processor_class="SiglipImageProcessorPil",
+    image_token="<image>",
+    special_tokens=("<pad>", "<eos>", "<bos>", "<unk>", "<image>"),
+    named_tokens={"bos_token": "<bos>", "eos_token": "<eos>", "pad_token": "<pad>", "unk_token": "<unk>",
+                  "image_token": "<image>"},
+    chat_template=None,
+    tiny_config=_paligemma_tiny,
+    tiny_image_processor={"size": {"height": 28, "width": 28}, "image_seq_length": 4},
+    processor_quirks=("plain_layout",),
+    render=_paligemma_render,
+    images_first=True,
+))
+
+
+INTERNVL_TEMPLATE = (  # OpenGVLab/InternVL3-*-hf
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n'}}{% if message['content'] is string %}"
+    "{{ message['content'] }}{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}"
+    "{{ '<IMG_CONTEXT>\n' }}{% elif content['type'] == 'video' %}{{ '<video>\n' }}{% elif content['type'] == 'text' %}"
+    "{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def _internvl_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    return dict(
+        text_config=dict(TINY_TEXT, model_type="qwen2", vocab_size=ids["vocab_size"],
+                         eos_token_id=ids["eos_token_id"], pad_token_id=ids["pad_token_id"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=[56, 56], patch_size=[14, 14]),
+        image_token_id=ids["<IMG_CONTEXT>"],
+        image_seq_length=4,
+        downsample_ratio=0.5,
+        vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+
+
+FAMILIES.register("internvl", Family(
+    name="internvl",
+    model_types=("internvl",),
+    model_class="InternVLForConditionalGeneration",
+    processor_class="InternVLProcessor",
+    image_processor_class="GotOcr2ImageProcessorPil",
+    image_token="<IMG_CONTEXT>",
+    special_tokens=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<img>", "</img>", "<IMG_CONTEXT>", "<video>",
+                    "<unk>"),
+    named_tokens={"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>",
+                  "start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
+                  "video_token": "<video>"},
+    chat_template=INTERNVL_TEMPLATE,
+    tiny_config=_internvl_tiny,
+    tiny_image_processor={"size": {"height": 56, "width": 56}, "crop_to_patches": True, "min_patches": 1,
+                          "max_patches": 4},
+    tiny_processor={"image_seq_length": 4},
+    processor_quirks=("no_video",),
 ))
 
 

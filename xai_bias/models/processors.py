@@ -21,16 +21,27 @@ from .families import Family
 
 
 def processor_class(family: Family) -> type:
-    """The family's processor class; without a video processor where the family needs that."""
-    return _processor_class(family.processor_class, family.skip_video)
+    """The family's processor class, with the family's quirks (``Family.processor_quirks``)."""
+    return _processor_class(family.processor_class, tuple(family.processor_quirks))
 
 
 @functools.lru_cache(maxsize=None)
-def _processor_class(name: str, skip_video: bool) -> type:
+def _processor_class(name: str, quirks: tuple[str, ...]) -> type:
     base = getattr(transformers, name)
-    if not skip_video:
+    if not quirks:
         return base
+    unknown = set(quirks) - set(QUIRKS)
+    if unknown:
+        raise ValueError(f"unknown processor quirks {sorted(unknown)}")
+    body: dict[str, Any] = {"__module__": __name__}
+    for q in quirks:
+        body.update(QUIRKS[q](base))
+    # Same name as the base class, so a saved folder names a class stock transformers knows.
+    return type(base.__name__, (base,), body)
 
+
+def _no_video(base: type) -> dict[str, Any]:
+    """Build without a video processor (attributes = image processor + tokenizer)."""
     wants_video = "video_processor" in inspect.signature(base.__init__).parameters
     module = sys.modules[base.__module__]
 
@@ -48,13 +59,28 @@ def _processor_class(name: str, skip_video: bool) -> type:
             if stub:
                 module.num2words = None
 
-    # The attributes of a ProcessorMixin are read from its __init__ signature. Same name as the
-    # base class, so a saved folder names a class that stock transformers knows.
+    # A ProcessorMixin reads its attributes (and what it saves) from the __init__ signature.
     sig = inspect.signature(base.__init__)
     __init__.__signature__ = sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "video_processor"])
     # Overrides of apply_chat_template exist for video defaults (SmolVLM); images need none of it.
-    return type(base.__name__, (base,), {"__init__": __init__, "__module__": __name__,
-                                         "apply_chat_template": ProcessorMixin.apply_chat_template})
+    return {"__init__": __init__, "apply_chat_template": ProcessorMixin.apply_chat_template}
+
+
+def _plain_layout(base: type) -> dict[str, Any]:
+    """Take the prompt string as given (PaliGemma would insert bos and "\n" itself, and refuse
+    a prompt without images); the family's ``render`` writes the full prompt instead."""
+
+    def prepare_inputs_layout(self, images=None, text=None, **kwargs):
+        images, text, *_ = ProcessorMixin.prepare_inputs_layout(self, images=images, text=text, **kwargs)
+        return images, text, None, None
+
+    def validate_inputs(self, images=None, text=None, **kwargs):
+        return ProcessorMixin.validate_inputs(self, images=images, text=text, **kwargs)
+
+    return {"prepare_inputs_layout": prepare_inputs_layout, "validate_inputs": validate_inputs}
+
+
+QUIRKS = {"no_video": _no_video, "plain_layout": _plain_layout}
 
 
 def _no_num2words(*args, **kwargs):

@@ -24,7 +24,7 @@ from .spec import VLM
 
 _PLACEHOLDER = re.compile(r"<image\s*(\d+)>")
 _MARK = re.compile("\ue000(\\d+)\ue001")
-_DROP_KEYS = ("offset_mapping", "text_replacement_offsets")
+_DROP_KEYS = ("offset_mapping", "text_replacement_offsets", "labels")
 
 
 @dataclass(frozen=True)
@@ -177,7 +177,7 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
     text, spans, n_images = render(vlm, items)
     images = [view.images[k] for r, k in items if r == "image"]
     bos = vlm.tokenizer.bos_token
-    add_special = not (bos and text.startswith(bos))
+    add_special = not (bos and bos in text)
     out = vlm.processor(
         text=[text],
         images=images or None,
@@ -186,7 +186,9 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
         return_text_replacement_offsets=True,
         add_special_tokens=add_special,
     )
-    replacements = (out.get("text_replacement_offsets") or [[]])[0]
+    replacements = out.get("text_replacement_offsets")
+    # an empty list may come back as an empty tensor (PaliGemma re-wraps its outputs)
+    replacements = replacements[0] if isinstance(replacements, list) and replacements else []
     spans = _shift(spans, replacements)
     ids = out["input_ids"][0].tolist()
     offsets = out["offset_mapping"][0].tolist()

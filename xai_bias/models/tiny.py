@@ -31,13 +31,14 @@ def tiny_vlm(arch: str, seed: int = 0) -> VLM:
     """A small random model of family ``arch`` (fp32, CPU, eval, sdpa) with its processor."""
     family = FAMILIES.get(arch)
     tokenizer = make_tokenizer(arch)
+    image_processor = image_processor_class(family)(**dict(family.tiny_image_processor))
+    # some processors add tokens to the tokenizer (PaliGemma): build it before sizing the vocabulary
+    processor = build_processor(family, tokenizer, image_processor, family.chat_template, dict(family.tiny_processor))
     config = tiny_config(family, tokenizer)
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     model_cls = getattr(transformers, family.model_class)
     model = model_cls(config).eval()
-    image_processor = image_processor_class(family)(**dict(family.tiny_image_processor))
-    processor = build_processor(family, tokenizer, image_processor, family.chat_template, dict(family.tiny_processor))
     image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
     return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
                model_id=f"tiny:{arch}", device=torch.device("cpu"), dtype=torch.float32)

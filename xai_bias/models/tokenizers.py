@@ -77,10 +77,8 @@ def make_tokenizer(arch: str, words: list[str] | tuple[str, ...] = ()) -> PreTra
         tok.post_processor = processors.TemplateProcessing(
             single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])])
     named = {k: v for k, v in fam.named_tokens.items() if v is not None}
-    extra = [t for t in specials if t not in named.values()]
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok,
-        extra_special_tokens=extra,
         model_max_length=1 << 20,
         padding_side="left",
         **named,
