@@ -15,9 +15,12 @@ import pytest
 import torch
 
 from xai_bias.instruments.attention import (
+    MAP_MAX_IMAGES,
+    MAP_WIDTH,
     AttentionMethod,
     capture_attention,
     cot_attention,
+    image_positions,
     text_attention_configs,
 )
 from xai_bias.instruments.base import METHODS, MethodSettings, Target
@@ -98,8 +101,10 @@ def with_generation(vlm, batch, n_gen=(5, 3)):
     for key in ("mm_token_type_ids", "token_type_ids"):
         if key in inputs:
             v = inputs[key]
+            # generated tokens are text (0), except PaliGemma's suffix type 1 (as its generate does)
+            fill = 1 if (key == "token_type_ids" and vlm.spec.arch == "paligemma") else 0
             inputs[key] = torch.stack([
-                torch.cat([v.new_zeros(G - n_gen[b]), v[b], v.new_zeros(n_gen[b])]) for b in range(B)])
+                torch.cat([v.new_zeros(G - n_gen[b]), v[b], v.new_full((n_gen[b],), fill)]) for b in range(B)])
     if "position_ids" in inputs:  # left-padded positions, as collate makes them
         assert inputs["position_ids"].dim() == 2, "test helper extends [B, T] position ids only"
         inputs["position_ids"] = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
@@ -239,10 +244,12 @@ def test_method_direct_and_cot(arch):
     for b, row in enumerate(rows):
         assert row["attention/mass"].shape == (L, H, N_ROLES) and row["attention/mass"].dtype == np.float32
         assert maxerr(row["attention/mass"], mass[b, :, :, T - 1]) < TOL
-        img = np.flatnonzero(roles[b] == IMAGE)
-        assert row["attention/maps"].shape == (L * img.size,)
-        assert maxerr(row["attention/maps"].reshape(L, -1), maps[b][:, T - 1][:, img]) < TOL
-        grid = row["attention/map_grid"].reshape(-1, 2)
+        img = image_positions(vlm, batch, b)
+        assert row["attention/maps"].shape == (L, MAP_WIDTH)
+        assert np.isnan(row["attention/maps"][:, img.size:]).all()
+        assert maxerr(row["attention/maps"][:, : img.size], maps[b][:, T - 1][:, img]) < TOL
+        grid = row["attention/map_grid"]
+        assert grid.shape == (MAP_MAX_IMAGES, 2) and grid.dtype == np.int32
         assert int(np.prod(grid, axis=1).sum()) == img.size
         assert maxerr(row["attention/flow"], flow[b]) < TOL
         assert "attention/mass_generated" not in row
@@ -268,8 +275,8 @@ def test_method_direct_and_cot(arch):
         assert gen.size == (5, 3)[b]
         assert maxerr(row["attention/mass"], fmass[b, :, :, answer[b]]) < TOL
         assert maxerr(row["attention/mass_generated"], fmass[b][:, :, gen].mean(2)) < TOL
-        img = np.flatnonzero(froles[b] == IMAGE)
-        assert maxerr(row["attention/maps"].reshape(L, -1), fmaps[b][:, answer[b]][:, img]) < TOL
+        img = image_positions(vlm, full, b)
+        assert maxerr(row["attention/maps"][:, : img.size], fmaps[b][:, answer[b]][:, img]) < TOL
         assert maxerr(row["attention/flow"], fflow[b]) < TOL
         assert not np.isnan(row["attention/flow"][:, GEN]).any()
         for k in ("attention/mass", "attention/mass_generated", "attention/maps", "attention/flow"):
@@ -423,3 +430,38 @@ def test_half_precision(dtype):
     np.testing.assert_allclose(cap.row_mass.sum(-1), 1.0, atol=1e-5)
     mass, _, _ = oracle(eager_attentions(vlm, batch), roles)
     assert maxerr(cap.mass, mass[:, :, :, T - 1]) < 0.05
+
+
+def test_maps_width_setting_and_trace_roundtrip(tmp_path):
+    """A narrower map width truncates with a warning; the rows go through the trace writer."""
+    from xai_bias.models import forward
+
+    vlm = get_vlm("qwen2_5_vl")
+    batch = make_batch(vlm)
+    n_img = min(image_positions(vlm, batch, b).size for b in range(len(batch)))
+    settings = MethodSettings(save_maps=True, extra={"map_width": n_img - 1, "map_max_images": 2})
+    method = METHODS.get("attention")(vlm, settings)
+    with method.capture(batch):
+        forward(vlm, batch)
+    targets = [Target(answer_pos=batch.answer_pos, token_id=0, letter_ids=())] * len(batch)
+    with pytest.warns(UserWarning, match="map_width"):
+        rows = method.measure(batch, targets)
+    assert rows[0]["attention/maps"].shape == (vlm.spec.n_layers, n_img - 1)
+    assert rows[0]["attention/map_grid"].shape == (2, 2)
+    assert method.dataset_attrs()["attention/maps"]["width"] == n_img - 1
+
+    store = pytest.importorskip("xai_bias.store")
+    from xai_bias.types import Record
+
+    path = tmp_path / "t.h5"
+    recs = [Record(sample_id=f"s{i}", condition="complete", mode="direct", answer="A", prediction="A",
+                   correct=True, measurements=row) for i, row in enumerate(rows)]
+    with store.TraceWriter(path, {"model_id": "tiny"}) as w:
+        for name, attrs in method.dataset_attrs().items():
+            w.set_dataset_attrs(name, **attrs)
+        for r in recs:
+            w.append(r)
+    with store.open_trace(path) as t:
+        for name in ("attention/mass", "attention/maps", "attention/map_grid"):
+            np.testing.assert_array_equal(t.column(name), np.stack([r[name] for r in rows]))
+        assert t.column("attention/mass").shape == (2, vlm.spec.n_layers, vlm.spec.n_heads, N_ROLES)

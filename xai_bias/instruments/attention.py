@@ -25,8 +25,10 @@ Quantities (per layer ``l``, head ``h``; roles in ``xai_bias.types.ROLES`` order
 ---------------------------------------------------------------------------------
 - mass ``[L, H, n_roles]``: ``sum_{k: role(k)=r} p_lh(row, k)`` for the query row. Padding keys
   (role -1) carry no mass (they are masked). The roles of one row sum to 1.
-- maps ``[L, n_image_tokens]``: ``mean_h p_lh(answer_row, k)`` for the image tokens ``k`` in
-  sequence order (all images concatenated).
+- maps ``[L, n_image_tokens]``: ``mean_h p_lh(answer_row, k)`` for the vision placeholder tokens
+  ``k`` in sequence order (all images concatenated): tokens of role ``image`` or with the model's
+  image token id (PaliGemma's prompt starts with an image token, whose role is ``sink``), so the
+  map matches the image grid.
 - flow ``[L, n_roles, n_roles]``: ``F[l, a, b] = mean_{i: role(i)=a} mean_h sum_{k: role(k)=b}
   p_lh(i, k)`` over every query row ``i`` of role ``a`` (padding rows excluded), computed chunk-wise
   (``flow_chunk`` rows at a time) inside the attention function. Rows of a role absent from the
@@ -45,13 +47,19 @@ Trace datasets written by the ``attention`` method
 ``attention/mass``            [L, H, n_roles] float32
 ``attention/mass_generated``  [L, H, n_roles] float32   (cot mode only)
 ``attention/flow``            [L, n_roles, n_roles] float32   (``settings.attention_flow``)
-``attention/maps``            [L * n_image_tokens] float32, flat row-major ``[L, n_image_tokens]``
-                              (``settings.save_maps``). Its length varies per record, so it is a
-                              variable-length row like ``/records/input_ids``; reshape with
-                              ``(n_layers, -1)``. Empty for records without image tokens.
-``attention/map_grid``        [n_images * 2] int32, flat ``[n_images, 2]`` (rows, cols of vision
-                              tokens per image, in order): image ``i`` owns the next
-                              ``rows_i * cols_i`` entries of a map row, row-major.
+``attention/maps``            [L, MAP_WIDTH] float32 (``settings.save_maps``): the first
+                              ``n_image_tokens`` entries of each layer row are the map, the rest
+                              is NaN padding. The trace keeps one fixed row shape per dataset, and
+                              the number of image tokens varies per record, hence the padding
+                              (NaN compresses to almost nothing). ``MAP_WIDTH`` is
+                              ``settings.extra["map_width"]`` (default 8192, stored as the
+                              dataset attribute ``width``); a record with more image tokens keeps
+                              the first ``width`` and a warning is issued.
+``attention/map_grid``        [MAX_IMAGES, 2] int32: (rows, cols) of vision tokens per image, in
+                              order, zero rows after the last image (``settings.extra
+                              ["map_max_images"]``, default 16). Image ``i`` owns the next
+                              ``rows_i * cols_i`` entries of a map row, row-major; the map's
+                              valid length is ``sum(rows * cols)``.
 """
 
 from __future__ import annotations
@@ -68,10 +76,13 @@ from ..types import N_ROLES, ROLE_INDEX, ROLES
 from .base import METHODS, Method, MethodSettings, Target
 
 __all__ = [
+    "MAP_MAX_IMAGES",
+    "MAP_WIDTH",
     "AttentionCapture",
     "AttentionMethod",
     "capture_attention",
     "cot_attention",
+    "image_positions",
     "text_attention_configs",
 ]
 
@@ -88,12 +99,12 @@ _CHUNK_BYTES = 256 * 2**20
 
 def _hf_model(vlm: Any) -> Any:
     """The Hugging Face model of a VLM wrapper (``vlm.model``) or the model itself."""
-    model = getattr(vlm, "model", None)
     import torch
 
     if isinstance(vlm, torch.nn.Module):
         return vlm
-    if model is None:
+    model = getattr(vlm, "model", None)
+    if not isinstance(model, torch.nn.Module):
         raise TypeError(f"expected a VLM or a transformers model, got {type(vlm).__name__}")
     return model
 
@@ -471,16 +482,49 @@ def _capture_rows(role_matrix: np.ndarray) -> list[list[int]]:
     return rows
 
 
-def _image_map(maps_row: np.ndarray, roles: np.ndarray) -> np.ndarray:
-    """``[L, T]`` head-mean rows -> flat ``[L * n_image_tokens]`` float32 (row-major)."""
-    img = np.flatnonzero(roles == _IMAGE)
-    return np.ascontiguousarray(maps_row[:, img], dtype=np.float32).reshape(-1)
+MAP_WIDTH = 8192
+MAP_MAX_IMAGES = 16
 
 
-def _map_grid(batch: Any, item: int) -> np.ndarray:
+def image_positions(vlm: Any, batch: Any, item: int, roles: np.ndarray | None = None) -> np.ndarray:
+    """Positions (padded coordinates) of item ``item``'s vision placeholder tokens: role ``image``
+    or the model's image token id (PaliGemma's first image token is the ``sink``), padding excluded."""
+    if roles is None:
+        roles = batch.role_matrix()[item]
+    mask = roles == _IMAGE
+    spec = getattr(vlm, "spec", None)
+    ids = getattr(batch, "inputs", {}).get("input_ids")
+    if spec is not None and ids is not None and getattr(spec, "image_token_id", None) is not None:
+        mask = mask | ((ids[item].detach().cpu().numpy() == spec.image_token_id) & (roles >= 0))
+    return np.flatnonzero(mask)
+
+
+def _image_map(maps_row: np.ndarray, img: np.ndarray, width: int | None = None) -> np.ndarray:
+    """``[L, T]`` head-mean rows -> ``[L, n_image_tokens]`` float32 at positions ``img``, or
+    NaN-padded to ``[L, width]`` when ``width`` is given."""
+    m = np.asarray(maps_row[:, img], dtype=np.float32)
+    if width is None:
+        return m
+    if img.size > width:
+        import warnings
+
+        warnings.warn(f"attention/maps: {img.size} image tokens, only the first {width} are kept "
+                      f"(raise settings.extra['map_width'])", stacklevel=3)
+        m = m[:, :width]
+    out = np.full((m.shape[0], width), np.nan, np.float32)
+    out[:, : m.shape[1]] = m
+    return out
+
+
+def _map_grid(batch: Any, item: int, max_images: int | None = None) -> np.ndarray:
+    """``[n_images, 2]`` int32 (rows, cols) per image; zero-padded to ``[max_images, 2]``."""
     grids = getattr(batch, "image_grids", ()) or ()
-    grid = grids[item] if item < len(grids) else ()
-    return np.asarray(grid, dtype=np.int32).reshape(-1)
+    grid = np.asarray(grids[item] if item < len(grids) else (), dtype=np.int32).reshape(-1, 2)
+    if max_images is None:
+        return grid
+    out = np.zeros((max_images, 2), np.int32)
+    out[: min(len(grid), max_images)] = grid[:max_images]
+    return out
 
 
 def _run_capture(vlm: Any, batch: Any, rows: Sequence[Sequence[int]], *, maps: bool, flow: bool) -> AttentionCapture:
@@ -493,14 +537,17 @@ def _run_capture(vlm: Any, batch: Any, rows: Sequence[Sequence[int]], *, maps: b
 
 
 def cot_attention(vlm: Any, batch: Any, answer_rows: Sequence[int], *, maps: bool = False,
-                  flow: bool = False) -> list[dict[str, np.ndarray]]:
+                  flow: bool = False, width: int | None = MAP_WIDTH,
+                  max_images: int | None = MAP_MAX_IMAGES) -> list[dict[str, np.ndarray]]:
     """Chain-of-thought measurement in one forward pass over prompt + generation.
 
     batch: the prompt+generation batch (generated tokens carry the ``generated`` role, e.g.
     ``models.extend_with_generation``); answer_rows: per item, the position whose row emits the
     parsed answer letter. Returns per item ``attention/mass`` ``[L, H, n_roles]`` of that row and
     ``attention/mass_generated`` ``[L, H, n_roles]``, the mean over the rows of all generated
-    tokens (NaN when nothing was generated); with ``maps`` / ``flow`` also those datasets.
+    tokens (NaN when nothing was generated); with ``maps`` / ``flow`` also those datasets (maps
+    padded to ``width`` / ``max_images`` as in the trace; None: unpadded ``[L, n_image_tokens]``
+    and ``[n_images, 2]``).
     """
     roles = batch.role_matrix()
     rows = [[int(a)] + [int(g) for g in _generated_positions(r) if int(g) != int(a)]
@@ -512,8 +559,8 @@ def cot_attention(vlm: Any, batch: Any, answer_rows: Sequence[int], *, maps: boo
         row = {"attention/mass": cap.mass_at(b, int(answer_rows[b]))}
         row["attention/mass_generated"] = _mean_rows(cap, b, gen)
         if maps:
-            row["attention/maps"] = _image_map(cap.maps[b], r)
-            row["attention/map_grid"] = _map_grid(batch, b)
+            row["attention/maps"] = _image_map(cap.maps[b], image_positions(vlm, batch, b, r), width)
+            row["attention/map_grid"] = _map_grid(batch, b, max_images)
         if flow:
             row["attention/flow"] = cap.flow[b]
         out.append(row)
@@ -547,6 +594,9 @@ class AttentionMethod(Method):
     def __init__(self, vlm: Any, settings: MethodSettings = MethodSettings()):
         super().__init__(vlm, settings)
         self._last: tuple[Any, AttentionCapture] | None = None
+        extra = dict(settings.extra or {})
+        self._map_width = int(extra.get("map_width", MAP_WIDTH))
+        self._map_images = int(extra.get("map_max_images", MAP_MAX_IMAGES))
 
     def capture(self, batch: Any):
         return self._capture(batch)
@@ -585,15 +635,17 @@ class AttentionMethod(Method):
             extra = _run_capture(self.vlm, batch, rows, maps=need_maps, flow=need_flow)
         rows_src = cap if (cap is not None and not need_rows) else extra
         gen_src = cap if cap is not None else extra
+        cot = any(g.size for g in gens)
         out = []
         for b, r in enumerate(roles):
             row = {"attention/mass": np.asarray(rows_src.mass_at(b, answer[b]), np.float32)}
-            if gens[b].size:
+            if cot:  # every item of a cot batch gets the row (NaN when it generated nothing)
                 row["attention/mass_generated"] = _mean_rows(gen_src, b, gens[b])
             if want_maps:
                 mp = (extra if need_maps else cap).maps[b]
-                row["attention/maps"] = _image_map(mp, r)
-                row["attention/map_grid"] = _map_grid(batch, b)
+                row["attention/maps"] = _image_map(mp, image_positions(self.vlm, batch, b, r),
+                                                   self._map_width)
+                row["attention/map_grid"] = _map_grid(batch, b, self._map_images)
             if want_flow:
                 row["attention/flow"] = np.asarray((extra if need_flow else cap).flow[b], np.float32)
             out.append(row)
@@ -614,11 +666,12 @@ class AttentionMethod(Method):
         }
         if self.settings.save_maps:
             attrs["attention/maps"] = {
-                **common, "shape": "flat [L * n_image_tokens], row-major [L, n_image_tokens]",
+                **common, "shape": "[L, width]", "width": self._map_width, "padding": "NaN",
                 "query_row": rule, "normalisation": "head-mean softmax probability on each image token",
-                "layout": "image tokens in sequence order; image i owns the next rows_i*cols_i entries "
-                          "(attention/map_grid), row-major"}
-            attrs["attention/map_grid"] = {"shape": "flat [n_images * 2]: (rows, cols) per image"}
+                "layout": "image tokens in sequence order, then NaN; image i owns the next "
+                          "rows_i*cols_i entries (attention/map_grid), row-major"}
+            attrs["attention/map_grid"] = {"shape": "[max_images, 2]: (rows, cols) per image, zero rows "
+                                                    "after the last image", "max_images": self._map_images}
         if self.settings.attention_flow:
             attrs["attention/flow"] = {
                 **common, "shape": "[L, n_roles(query), n_roles(key)]",
