@@ -67,7 +67,7 @@ def assert_same_record(a: Record, b: Record) -> None:
 
 def write(path, records, attrs=ATTRS, **kw):
     with TraceWriter(path, attrs, **kw) as w:
-        w.set_dataset_attrs("attention/mass", queries="answer", layers=list(range(L)) and "all")
+        w.set_dataset_attrs("attention/mass", queries="answer", layers="all")
         for r in records:
             w.append(r)
     return path
@@ -459,3 +459,120 @@ def test_10k_records_read_fast(tmp_path):
     print(f"\n10k records: write (batches of 500) {t1 - t0:.2f}s, open+read all columns {t2 - t1:.2f}s")
     assert len(cols["records/meta"]) == 10_000 and cols["attention/mass"].shape == (10_000, L, H, N_ROLES)
     assert len(idx) == 2_000 and r.sample_id == "s1999"
+
+
+# ---------------------------------------------------------------- merge
+def _shards(tmp_path, attrs_b=ATTRS, n=6, k=2):
+    recs = [make_record(i, condition=["complete", "text_white"][i % 2]) for i in range(n)]
+    paths = []
+    for s in range(k):
+        p = tmp_path / f"shard{s}.h5"
+        write(p, recs[s::k], attrs=ATTRS if s == 0 else attrs_b)
+        paths.append(p)
+    return recs, paths
+
+
+def test_merge_equals_single_run(tmp_path):
+    recs, paths = _shards(tmp_path)
+    single = write(tmp_path / "single.h5", recs[0::2] + recs[1::2])
+    out = tmp_path / "out" / "merged.h5"
+    from xai_bias.store import merge_traces
+
+    assert merge_traces(paths, out, attrs={"command": "cli.py merge"}) == out
+    with open_trace(out) as m, open_trace(single) as s:
+        assert m.n_records == s.n_records == len(recs)
+        for i in range(m.n_records):
+            assert_same_record(m.record(i), s.record(i))
+        assert m.dataset_attrs("attention/mass") == s.dataset_attrs("attention/mass")
+        assert m.attrs["model_id"] == ATTRS["model_id"]
+        assert m.attrs["command"] == "cli.py merge"
+        src = m.attrs["merged_from"]
+        assert [x["path"] for x in src] == [str(p) for p in paths]
+        assert [x["n_records"] for x in src] == [3, 3]
+        assert "created" in src[0]
+    with pytest.raises(OutputError, match="exists"):
+        merge_traces(paths, out)
+    merge_traces(paths, out, overwrite=True)
+    assert not list(out.parent.glob("*.tmp"))
+
+
+def test_merge_refuses_other_model_settings_and_duplicates(tmp_path):
+    from xai_bias.store import merge_traces
+
+    _, paths = _shards(tmp_path, attrs_b={**ATTRS, "model_id": "other/model"})
+    with pytest.raises(TraceError, match=r"model_id differs.*shard0.*shard1"):
+        merge_traces(paths, tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+    p1 = write(tmp_path / "a.h5", [make_record(0)])
+    p2 = tmp_path / "b.h5"
+    with TraceWriter(p2, ATTRS) as w:
+        w.set_dataset_attrs("attention/mass", queries="all")
+        w.append(make_record(1))
+    with pytest.raises(TraceError, match=r"settings of /attention/mass differ \(.*queries.*a\.h5.*b\.h5"):
+        merge_traces([p1, p2], tmp_path / "m.h5")
+
+    p3 = write(tmp_path / "c.h5", [make_record(0), make_record(2)])
+    with pytest.raises(TraceError, match="sample_id='s0'.*a.h5.*c.h5"):
+        merge_traces([p1, p3], tmp_path / "m.h5")
+    with pytest.raises(OutputError):
+        merge_traces([p1, p3], p1, overwrite=True)
+
+
+# ---------------------------------------------------------------- inspect
+def test_describe_and_format(tmp_path):
+    from xai_bias.store import describe, describe_record, format_description, format_record
+
+    recs = [make_record(i, condition=c) for i, c in enumerate(["complete", "text_white"] * 3)]
+    recs.append(make_record(7, status="error: image unreadable", measurements={}))
+    recs.append(make_record(8, mode="cot", prediction="", correct=False))
+    p = tmp_path / "t.h5"
+    with TraceWriter(p, ATTRS) as w:
+        w.set_dataset_attrs("attribution/shapley", groups=["image", "text"], baseline="mean")
+        for r in recs:
+            m = dict(r.measurements)
+            m["attribution/shapley"] = np.array([0.25, 0.75], np.float32)
+            w.append(Record(**{**{f: getattr(r, f) for f in r.__dataclass_fields__}, "measurements": m}))
+    d = describe(p)
+    json.dumps(d)
+    assert d["n_records"] == 8 and d["schema_version"] == 1 and d["in_progress"] is False
+    assert d["provenance"]["model_id"] == ATTRS["model_id"]
+    names = {x["name"]: x for x in d["datasets"]}
+    assert names["attention/mass"]["shape"] == [8, L, H, N_ROLES]
+    assert names["attribution/shapley"]["attrs"]["groups"] == ["image", "text"]
+    acc = {(a["condition"], a["mode"]): a for a in d["accuracy"]}
+    exp = [r for r in recs if r.condition == "complete" and r.mode == "direct" and r.status == "ok"]
+    a = acc[("complete", "direct")]
+    assert a["n"] == 4 and a["n_ok"] == 3 and a["n_correct"] == sum(r.correct for r in exp)
+    assert a["accuracy"] == pytest.approx(a["n_correct"] / 3, abs=1e-4)
+    assert acc[("complete", "cot")]["n_unparsed"] == 1 and acc[("complete", "cot")]["accuracy"] == 0
+    assert [x["condition"] for x in d["accuracy"]][:1] == ["complete"]
+    assert d["problems"] == [{"index": 6, "sample_id": "s7", "condition": "complete", "mode": "direct",
+                              "status": "error: image unreadable"}]
+    text = format_description(d)
+    assert "tiny:qwen2_5_vl" in text and "text_white" in text and "error: image unreadable" in text
+
+    with open_trace(p) as t:
+        r = describe_record(t, 0)
+    json.dumps(r)
+    assert r["sample_id"] == "s0" and r["condition"] == "complete"
+    assert list(r["option_logprobs"]) == ["A", "B", "C", "D"]
+    assert r["option_logprobs"]["A"] == pytest.approx(float(recs[0].option_logprobs[0]), abs=1e-4)
+    assert sum(r["option_probs"].values()) == pytest.approx(1, abs=1e-3)
+    assert r["role_tokens"] == {name: int(v) for name, v in zip(ROLES, recs[0].role_tokens)}
+    mass = recs[0].measurements["attention/mass"].astype(np.float64)
+    pl = r["measurements"]["attention/mass"]["per_layer"]
+    assert len(pl) == L
+    assert pl[1]["image"] == pytest.approx(mass[1, :, ROLES.index("image")].mean(), abs=1e-4)
+    text_idx = [ROLES.index(x) for x in ("question", "options", "instruction")]
+    assert pl[1]["text"] == pytest.approx(mass[1][:, text_idx].sum(-1).mean(), abs=1e-4)
+    assert r["measurements"]["attribution/shapley"]["by_group"] == {"image": 0.25, "text": 0.75}
+    assert r["measurements"]["attribution/ig_delta"]["values"] == 0.0
+    missing = describe_record(p, 6)
+    assert missing["measurements"]["attention/mass"] == {"shape": [L, H, N_ROLES], "dtype": "float32",
+                                                         "missing": True}
+    out = format_record(r)
+    assert "attention/mass" in out and "image" in out and "Tokens per role" in out
+    assert "not measured" in format_record(missing)
+    with pytest.raises(IndexError):
+        describe_record(p, 99)

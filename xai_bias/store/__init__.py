@@ -69,6 +69,8 @@ API: ``TraceWriter``, ``open_trace`` -> ``Trace``, ``merge_traces``, ``describe`
 from __future__ import annotations
 
 from ._schema import RECORD_DATASETS, SCHEMA_VERSION
+from .inspect import describe, describe_record, format_description, format_record
+from .merge import merge_traces
 from .reader import Trace, open_trace
 from .writer import TraceWriter
 
@@ -84,15 +86,3 @@ __all__ = [
     "format_description",
     "format_record",
 ]
-
-
-def __getattr__(name: str):  # lazy: merge / inspect are imported on first use
-    if name == "merge_traces":
-        from .merge import merge_traces
-
-        return merge_traces
-    if name in ("describe", "describe_record", "format_description", "format_record"):
-        from . import inspect as _inspect
-
-        return getattr(_inspect, name)
-    raise AttributeError(f"module 'xai_bias.store' has no attribute {name!r}")
