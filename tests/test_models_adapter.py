@@ -150,6 +150,7 @@ def test_trust_remote_code_only_when_asked(tmp_path, monkeypatch):
     orig_model, orig_tok = cls.from_pretrained.__func__, transformers.AutoTokenizer.from_pretrained.__func__
 
     def model_fp(klass, *a, **kw):
+        assert kw.get("use_safetensors") is True and kw.get("attn_implementation") == "sdpa"
         seen.append(("model", "trust_remote_code" in kw, kw.get("trust_remote_code")))
         return orig_model(klass, *a, **kw)
 
@@ -179,3 +180,56 @@ def test_make_tokenizer_word_level():
         assert re.fullmatch(r"\d+", str(tok.convert_tokens_to_ids(special)))
         assert tok.convert_tokens_to_ids(special) != tok.unk_token_id
     assert "<|im_start|>" in tok.chat_template
+
+
+def test_families_cover_the_issue():
+    for name in ("qwen2_vl", "qwen2_5_vl", "llava", "llava_onevision", "idefics3", "gemma3", "paligemma", "internvl"):
+        assert name in FAMILIES and FAMILIES.get(name).description
+    from xai_bias.models.families import family_for_model_type
+
+    assert family_for_model_type("smolvlm").model_class == "SmolVLMForConditionalGeneration"
+    assert FAMILIES.get("gemma3") is family_for_model_type("gemma3")
+
+
+def test_gemma3_has_sliding_window_layer():
+    spec = tiny("gemma3").spec
+    assert spec.sliding_window_layers and len(spec.sliding_window_layers) < spec.n_layers
+    assert spec.n_kv_heads < spec.n_heads  # GQA
+
+
+def test_dtype_and_device_auto_on_cpu(monkeypatch):
+    from xai_bias.models import resolve_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_dtype("auto") == torch.float32
+    assert resolve_dtype("bf16") == torch.bfloat16
+    vlm = tiny_vlm("qwen2_5_vl").to(device="cpu", dtype="bf16")
+    assert vlm.dtype == torch.bfloat16 and next(vlm.model.parameters()).dtype == torch.bfloat16
+    view = views()[0]
+    lp = option_logprobs(vlm, collate(vlm, [encode(vlm, view)]), [view.letters])[0]
+    assert np.isfinite(lp).all()
+
+
+def test_qwen_mm_token_type_ids_mark_image_tokens():
+    vlm = tiny("qwen2_5_vl")
+    enc = encode(vlm, views()[0])
+    tt = enc.inputs["mm_token_type_ids"][0].numpy()
+    assert np.array_equal(np.flatnonzero(tt == 1), enc.roles.positions("image"))
+    batch = collate(vlm, [encode(vlm, v) for v in views()])
+    assert "position_ids" not in batch.inputs  # mrope positions come from the model (mask-aware)
+    assert batch.inputs["image_grid_thw"].shape == (3, 3)
+
+
+def test_image_placement():
+    vlm = tiny("qwen2_5_vl")
+    red, green = _img(64, 48, (200, 10, 10)), _img(40, 90, (0, 100, 10))
+    # <image 2> placed in the text; image 1 has no placeholder -> before the text; <image 9> stays text
+    view = PromptView(question="What is <image 2> or <image 9> here", options=("a", "b"), letters=("A", "B"),
+                      instruction=INSTR, images=(red, green))
+    items = segments(view)
+    assert items[0] == ("image", 0) and ("image", 1) in items
+    enc = encode(vlm, view)
+    assert enc.text.index("What") < enc.text.rindex("<|vision_start|>") < enc.text.index(" or ")
+    assert enc.image_grids == ((2, 2), (3, 2))  # image 1 first, then image 2
+    ids = enc.input_ids.numpy()
+    assert vlm.tokenizer.decode(ids[enc.roles.mask("question")]) == "What is  or <image 9> here"

@@ -27,6 +27,7 @@ class Family:
     """
 
     name: str
+    description: str
     model_types: tuple[str, ...]
     model_class: str
     processor_class: str
@@ -115,6 +116,7 @@ QWEN_IMAGE_PROC = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
 
 FAMILIES.register("qwen2_5_vl", Family(
     name="qwen2_5_vl",
+    description="Qwen2.5-VL (e.g. Qwen/Qwen2.5-VL-7B-Instruct)",
     model_types=("qwen2_5_vl",),
     model_class="Qwen2_5_VLForConditionalGeneration",
     processor_class="Qwen2_5_VLProcessor",
@@ -131,6 +133,7 @@ FAMILIES.register("qwen2_5_vl", Family(
 
 FAMILIES.register("qwen2_vl", Family(
     name="qwen2_vl",
+    description="Qwen2-VL (e.g. Qwen/Qwen2-VL-7B-Instruct)",
     model_types=("qwen2_vl",),
     model_class="Qwen2VLForConditionalGeneration",
     processor_class="Qwen2VLProcessor",
@@ -174,6 +177,7 @@ def _llava_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("llava", Family(
     name="llava",
+    description="LLaVA 1.5 style (e.g. llava-hf/llava-1.5-7b-hf)",
     model_types=("llava",),
     model_class="LlavaForConditionalGeneration",
     processor_class="LlavaProcessor",
@@ -222,6 +226,7 @@ def _onevision_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("llava_onevision", Family(
     name="llava_onevision",
+    description="LLaVA-OneVision (e.g. llava-hf/llava-onevision-qwen2-7b-ov-hf)",
     model_types=("llava_onevision",),
     model_class="LlavaOnevisionForConditionalGeneration",
     processor_class="LlavaOnevisionProcessor",
@@ -268,6 +273,7 @@ IDEFICS_IMAGE_PROC = {"size": {"longest_edge": 112}, "max_image_size": {"longest
 
 FAMILIES.register("idefics3", Family(
     name="idefics3",
+    description="Idefics3 (e.g. HuggingFaceM4/Idefics3-8B-Llama3)",
     model_types=("idefics3",),
     model_class="Idefics3ForConditionalGeneration",
     processor_class="Idefics3Processor",
@@ -287,6 +293,7 @@ FAMILIES.register("idefics3", Family(
 
 FAMILIES.register("smolvlm", Family(
     name="smolvlm",
+    description="SmolVLM, Idefics3 architecture (e.g. HuggingFaceTB/SmolVLM-Instruct)",
     model_types=("smolvlm",),
     model_class="SmolVLMForConditionalGeneration",
     processor_class="SmolVLMProcessor",
@@ -342,6 +349,7 @@ def _gemma3_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("gemma3", Family(
     name="gemma3",
+    description="Gemma 3 (e.g. google/gemma-3-4b-it)",
     model_types=("gemma3",),
     model_class="Gemma3ForConditionalGeneration",
     processor_class="Gemma3Processor",
@@ -380,6 +388,7 @@ def _paligemma_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("paligemma", Family(
     name="paligemma",
+    description="PaliGemma (e.g. google/paligemma-3b-mix-448)",
     model_types=("paligemma",),
     model_class="PaliGemmaForConditionalGeneration",
     processor_class="PaliGemmaProcessor",
@@ -422,6 +431,7 @@ def _internvl_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("internvl", Family(
     name="internvl",
+    description="InternVL, transformers format (e.g. OpenGVLab/InternVL3-2B-hf)",
     model_types=("internvl",),
     model_class="InternVLForConditionalGeneration",
     processor_class="InternVLProcessor",

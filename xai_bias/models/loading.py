@@ -63,8 +63,12 @@ def read_family(folder: Path) -> Family:
 
 
 def load_vlm(name_or_path: str | Path, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-             trust_remote_code: bool = False) -> VLM:
-    """Load a supported VLM (eval mode, sdpa attention, safetensors weights)."""
+             trust_remote_code: bool = False, device_map: str | dict | None = None) -> VLM:
+    """Load a supported VLM (eval mode, sdpa attention, safetensors weights only).
+
+    ``device_map`` (e.g. "auto") spreads a large model over the visible GPUs via accelerate;
+    ``vlm.device`` is then where the inputs go (the embeddings' device).
+    """
     folder = local_folder(name_or_path, trust_remote_code)
     family = read_family(folder)
     dev = resolve_device(device)
@@ -73,8 +77,14 @@ def load_vlm(name_or_path: str | Path, device: str | torch.device = "auto", dtyp
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **remote)
     processor = load_processor(family, folder, tokenizer)
     model_cls = getattr(transformers, family.model_class)
-    model = model_cls.from_pretrained(folder, dtype=dt, attn_implementation="sdpa", **remote)
-    model = model.to(dev).eval()
+    placement = {"device_map": device_map} if device_map is not None else {}
+    model = model_cls.from_pretrained(folder, dtype=dt, attn_implementation="sdpa", use_safetensors=True,
+                                      **placement, **remote)
+    if device_map is None:
+        model = model.to(dev)
+    else:
+        dev = model.get_input_embeddings().weight.device
+    model = model.eval()
     image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
     return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
                model_id=str(name_or_path), device=dev, dtype=dt)

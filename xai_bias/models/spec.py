@@ -84,6 +84,16 @@ class VLM:
             out.append(int(ids[0]))
         return out
 
+    def to(self, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> "VLM":
+        """Move the model (in place) to ``device`` / ``dtype`` ("auto" as in ``load_vlm``); returns self."""
+        from .loading import resolve_device, resolve_dtype
+
+        dev = resolve_device(device)
+        dt = resolve_dtype(dtype, dev)
+        self.model.to(device=dev, dtype=dt)
+        self.device, self.dtype = dev, dt
+        return self
+
     def save(self, path: str | Path) -> Path:
         """Save model (safetensors), tokenizer and processor with save_pretrained."""
         path = Path(path)
