@@ -1,0 +1,251 @@
+"""Attribution instruments (Captum): integrated gradients per layer (``ig``) and exact Shapley
+values over modality groups (``shapley``).
+
+The explained function is ``f = log p(target letter)`` at the item's answer row (log-softmax
+over the vocabulary; the predicted letter, or the gold one with ``target="gold"`` — which letter
+is chosen by the run and handed over as ``Target.token_id``), as a function of the decoder's
+merged input embeddings (vision features already at the image tokens; see ``_embeds``).
+
+``ig`` → ``attribution/ig [L+1, n_roles]``: row 0 = integrated gradients on the merged input
+embeddings (Captum ``IntegratedGradients``); row ``l`` (1..L) = layer integrated gradients on the
+residual stream after decoder layer ``l-1`` (Captum ``LayerIntegratedGradients`` on the layer's
+output, i.e. the input of layer ``l``; the last row is the final residual stream before the
+final norm). Every row is |attribution| summed over the hidden dimension per token, then summed
+per token role and normalised to shares that sum to 1. ``attribution/ig_delta``: Captum's
+convergence delta of row 0 (sum of attributions − (f(x) − f(baseline))).
+
+Baselines (``ig_baseline``): ``"mean"`` — at every prompt position the same vector, the mean of
+the merged embeddings over the prompt's (non-padding) positions, image features included (a zero
+baseline does not converge: RMSNorm is scale-invariant); ``"white"`` / ``"black"`` / ``"noise"`` —
+the input with the image positions replaced by the vision features of a white / black /
+uniform-noise image of the same size (same tokens and positions, text unchanged; noise is drawn
+i.i.d. per pixel value at the processor's resolution, seeded by ``seed``).
+
+``shapley`` → ``attribution/shapley [n_groups]``: exact Shapley values of ``f`` over the groups
+image / text (question + options + instruction), or image / question / options (+ instruction)
+with ``shapley_groups=3``, from all 2^k coalitions evaluated in batched forward passes. A group
+that is absent has the baseline at its positions: the mean embedding, except for the image group
+under a condition-image baseline, which gets that image's vision features. Tokens outside the
+groups (sink, template, generated) are always present. By construction the values sum to
+f(all) − f(none) (efficiency).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..types import N_ROLES, ROLE_INDEX
+from . import _embeds
+from ._embeds import BASELINES, IMAGE_BASELINES, ItemInput, DecoderMethod
+from .base import METHODS, Target
+
+SHAPLEY_GROUPS: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
+    2: (("image", ("image",)), ("text", ("question", "options", "instruction"))),
+    3: (("image", ("image",)), ("question", ("question",)), ("options", ("options", "instruction"))),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# exact Shapley values
+
+
+def shapley_values(values: np.ndarray, k: int) -> np.ndarray:
+    """Exact Shapley values ``[k]`` (float64) of a k-player game given as ``values [2^k]``:
+    ``values[mask]`` is the worth of the coalition whose players are the set bits of ``mask``
+    (bit j = player j present; ``values[0]`` the empty coalition)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.shape != (1 << k,):
+        raise ValueError(f"need {1 << k} coalition values for {k} players, got shape {v.shape}")
+    phi = np.zeros(k, dtype=np.float64)
+    fact = [math.factorial(i) for i in range(k + 1)]
+    for j in range(k):
+        bit = 1 << j
+        for mask in range(1 << k):
+            if mask & bit:
+                continue
+            s = bin(mask).count("1")
+            phi[j] += fact[s] * fact[k - s - 1] / fact[k] * (v[mask | bit] - v[mask])
+    return phi
+
+
+def shapley_of(fn, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shapley values of ``fn(mask) -> float`` over ``k`` players: (phi ``[k]``, values ``[2^k]``)."""
+    values = np.array([float(fn(mask)) for mask in range(1 << k)], dtype=np.float64)
+    return shapley_values(values, k), values
+
+
+# --------------------------------------------------------------------------------------------
+# integrated gradients
+
+
+@dataclass(frozen=True)
+class IGResult:
+    """Integrated gradients of one item.
+
+    token_abs / token_signed: ``[L+1, T]`` |attribution| and signed attribution summed over the
+    hidden dimension per token (row 0 = input embeddings, row l = output of layer l-1).
+    delta: ``[L+1]`` Captum's convergence delta per row. f_input / f_baseline: f at the input and
+    at the baseline. shares: ``[L+1, n_roles]`` |attribution| share per role.
+    """
+
+    token_abs: np.ndarray
+    token_signed: np.ndarray
+    delta: np.ndarray
+    f_input: float
+    f_baseline: float
+    shares: np.ndarray
+
+
+def integrated_gradients(vlm: Any, item: ItemInput, baseline: str = "mean", n_steps: int = 32,
+                         internal_batch_size: int | None = 8, layers: bool = True) -> IGResult:
+    """IG on the merged input embeddings and (``layers``) layer IG on every layer's output."""
+    from captum.attr import IntegratedGradients, LayerIntegratedGradients
+
+    f = _embeds.target_logprob_fn(vlm, item.call, item.answer_pos, item.token_id)
+    x = item.call.embeds.detach()
+    base = _embeds.baseline_for(vlm, item.call, item.roles, baseline, item.cond).detach()
+    ibs = internal_batch_size or None
+    rows_abs, rows_signed, deltas = [], [], []
+
+    def keep(attr: torch.Tensor, delta: torch.Tensor) -> None:
+        a = attr.detach().float()[0]
+        rows_abs.append(a.abs().sum(-1).cpu().numpy())
+        rows_signed.append(a.sum(-1).cpu().numpy())
+        deltas.append(float(delta.detach().float().reshape(-1)[0]))
+
+    with torch.enable_grad():
+        attr, delta = IntegratedGradients(f).attribute(
+            x, baselines=base, n_steps=n_steps, internal_batch_size=ibs, return_convergence_delta=True)
+        keep(attr, delta)
+        if layers:
+            for layer in vlm.layers:
+                lig = LayerIntegratedGradients(f, layer)
+                attr, delta = lig.attribute(x, baselines=base, n_steps=n_steps, internal_batch_size=ibs,
+                                            attribute_to_layer_input=False, return_convergence_delta=True)
+                if isinstance(attr, (tuple, list)):
+                    attr = attr[0]
+                keep(attr, delta)
+        with torch.no_grad():
+            fx, fb = f(torch.cat([x, base], 0)).double().cpu().tolist()
+    token_abs = np.stack(rows_abs)
+    sums = _embeds.role_sums(token_abs, item.roles, N_ROLES)
+    total = sums.sum(-1, keepdims=True)
+    shares = np.divide(sums, total, out=np.zeros_like(sums), where=total > 0)
+    return IGResult(token_abs, np.stack(rows_signed), np.asarray(deltas), fx, fb, shares)
+
+
+@METHODS.register("ig")
+class IntegratedGradientsMethod(DecoderMethod):
+    """Integrated gradients per layer, reduced to token-role shares (module docstring)."""
+
+    name = "ig"
+    datasets = ("attribution/ig", "attribution/ig_delta")
+
+    def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
+        s = self.settings
+        out = []
+        for item in self.items(batch, targets, s.ig_baseline):
+            res = integrated_gradients(self.vlm, item, s.ig_baseline, s.ig_steps, s.ig_internal_batch_size)
+            out.append({"attribution/ig": res.shares.astype(np.float32),
+                        "attribution/ig_delta": np.float32(res.delta[0])})
+        return out
+
+    def dataset_attrs(self) -> dict[str, dict[str, Any]]:
+        s = self.settings
+        common = {"baseline": s.ig_baseline, "steps": int(s.ig_steps), "target": s.target,
+                  "method": "gausslegendre", "internal_batch_size": int(s.ig_internal_batch_size or 0)}
+        return {
+            "attribution/ig": {**common, "rows": "0 = merged input embeddings; l = residual stream "
+                               "after decoder layer l-1 (layer IG on its output)",
+                               "reduction": "sum |attribution| over hidden dim per token, summed per "
+                               "role, normalised per row"},
+            "attribution/ig_delta": {**common, "of": "row 0: sum(attributions) - (f(x) - f(baseline))"},
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# exact Shapley values over modality groups
+
+
+@dataclass(frozen=True)
+class ShapleyResult:
+    """phi: ``[k]`` Shapley values; values: ``[2^k]`` f per coalition (bit j = group j present)."""
+
+    groups: tuple[str, ...]
+    phi: np.ndarray
+    values: np.ndarray
+
+
+def coalition_embeds(item: ItemInput, groups: Sequence[tuple[str, Sequence[str]]], baseline: str
+                     ) -> torch.Tensor:
+    """``[2^k, T, D]``: the input with every absent group's positions set to its baseline."""
+    x = item.call.embeds
+    mean = _embeds.mean_baseline(x, item.roles >= 0)
+    absent = mean.clone()
+    if baseline in IMAGE_BASELINES:
+        absent = _embeds.baseline_for(None, item.call, item.roles, baseline, item.cond)
+        other = torch.as_tensor(np.flatnonzero((item.roles >= 0) & (item.roles != ROLE_INDEX["image"])),
+                                device=x.device)
+        absent[0, other] = mean[0, other]
+    k = len(groups)
+    pos = [torch.as_tensor(np.flatnonzero(np.isin(item.roles, [ROLE_INDEX[r] for r in roles])), device=x.device)
+           for _, roles in groups]
+    out = x.detach().repeat(1 << k, 1, 1)
+    for mask in range(1 << k):
+        for j in range(k):
+            if not mask & (1 << j) and pos[j].numel():
+                out[mask, pos[j]] = absent[0, pos[j]]
+    return out
+
+
+def modality_shapley(vlm: Any, item: ItemInput, n_groups: int = 2, baseline: str = "mean",
+                     batch_size: int | None = None) -> ShapleyResult:
+    """Exact Shapley values of f over the modality groups (``SHAPLEY_GROUPS[n_groups]``)."""
+    if n_groups not in SHAPLEY_GROUPS:
+        raise ValueError(f"shapley_groups must be one of {sorted(SHAPLEY_GROUPS)}, got {n_groups}")
+    groups = SHAPLEY_GROUPS[n_groups]
+    f = _embeds.target_logprob_fn(vlm, item.call, item.answer_pos, item.token_id)
+    emb = coalition_embeds(item, groups, baseline)
+    step = max(int(batch_size or emb.shape[0]), 1)
+    with torch.no_grad():
+        values = torch.cat([f(emb[i : i + step]) for i in range(0, emb.shape[0], step)])
+    values = values.double().cpu().numpy()
+    return ShapleyResult(tuple(name for name, _ in groups), shapley_values(values, len(groups)), values)
+
+
+@METHODS.register("shapley")
+class ShapleyMethod(DecoderMethod):
+    """Exact modality Shapley values (module docstring)."""
+
+    name = "shapley"
+    datasets = ("attribution/shapley",)
+
+    def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
+        s = self.settings
+        out = []
+        for item in self.items(batch, targets, s.ig_baseline):
+            res = modality_shapley(self.vlm, item, s.shapley_groups, s.ig_baseline, batch_size=None)
+            out.append({"attribution/shapley": res.phi.astype(np.float32)})
+        return out
+
+    def dataset_attrs(self) -> dict[str, dict[str, Any]]:
+        s = self.settings
+        groups = SHAPLEY_GROUPS.get(s.shapley_groups, ())
+        return {"attribution/shapley": {
+            "groups": [name for name, _ in groups],
+            "group_roles": ["+".join(roles) for _, roles in groups],
+            "baseline": s.ig_baseline,
+            "target": s.target,
+            "exact": True,
+            "coalitions": 1 << len(groups),
+        }}
+
+
+__all__ = ["IntegratedGradientsMethod", "ShapleyMethod", "IGResult", "ShapleyResult", "ItemInput",
+           "integrated_gradients", "modality_shapley", "shapley_values", "shapley_of", "coalition_embeds",
+           "SHAPLEY_GROUPS", "BASELINES"]
