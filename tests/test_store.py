@@ -288,6 +288,7 @@ sys.path.insert(0, {os.path.dirname(__file__)!r})
 from test_store import make_record, ATTRS
 from xai_bias.store import TraceWriter
 with TraceWriter({str(p)!r}, ATTRS) as w:
+    w.set_dataset_attrs("attention/mass", queries="answer", layers="all")
     for i in range(10000):
         w.append(make_record(i))
         if i == 4:
@@ -301,6 +302,7 @@ with TraceWriter({str(p)!r}, ATTRS) as w:
     with open_trace(p) as t:
         n = t.n_records
         assert n >= 5
+        created = t.attrs["created"]
         for i in range(n):
             assert_same_record(t.record(i), make_record(i))
     with TraceWriter(p, ATTRS, resume=True) as w:
@@ -311,6 +313,8 @@ with TraceWriter({str(p)!r}, ATTRS) as w:
         assert t["records/sample_id"].tolist() == [f"s{i}" for i in range(n + 3)]
         assert t.attrs["resumes"][-1]["after_crash"] is True  # rebuilt from committed records
         assert t.attrs["in_progress"] is False
+        assert t.attrs["created"] == created and t.attrs["model_id"] == ATTRS["model_id"]
+        assert t.dataset_attrs("attention/mass") == {"queries": "answer", "layers": "all"}
         for i in range(n + 3):
             assert_same_record(t.record(i), make_record(i))
 
@@ -576,3 +580,50 @@ def test_describe_and_format(tmp_path):
     assert "not measured" in format_record(missing)
     with pytest.raises(IndexError):
         describe_record(p, 99)
+
+
+def test_read_while_another_process_writes_and_resume_refused(tmp_path):
+    import subprocess
+
+    p = tmp_path / "live.h5"
+    code = f"""
+import sys, time
+sys.path.insert(0, {os.path.dirname(__file__)!r})
+from test_store import make_record, ATTRS
+from xai_bias.store import TraceWriter
+with TraceWriter({str(p)!r}, ATTRS) as w:
+    for i in range(3):
+        w.append(make_record(i))
+    print("ready", flush=True)
+    sys.stdin.readline()
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with open_trace(p) as t:
+            assert t.n_records == 3 and t.attrs["in_progress"] is True
+            assert t["records/sample_id"].tolist() == ["s0", "s1", "s2"]
+        with pytest.raises(TraceError, match="locked"):
+            TraceWriter(p, ATTRS, resume=True)
+    finally:
+        proc.communicate("\n", timeout=60)
+    with open_trace(p) as t:
+        assert t.n_records == 3 and t.attrs["in_progress"] is False
+
+
+def test_store_needs_only_numpy_and_h5py():
+    import pathlib
+    import re
+
+    import xai_bias.store as store
+
+    for f in pathlib.Path(store.__file__).parent.glob("*.py"):
+        src = f.read_text()
+        mods = set(re.findall(r"^\s*(?:from|import)\s+([\w.]+)", src, re.M))
+        third_party = {m.split(".")[0] for m in mods} - {
+            "__future__", "json", "math", "os", "datetime", "pathlib", "typing", "time", "re",
+            "importlib", "numpy", "h5py", "xai_bias"}
+        assert not third_party - {""}, (f.name, third_party)
+        assert not any(m.startswith("xai_bias.") and not m.startswith(("xai_bias.types", "xai_bias.errors"))
+                       for m in mods), f.name

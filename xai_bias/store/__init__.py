@@ -52,11 +52,22 @@ rows of records that lack it are filled (NaN for floats, 0 for ints, False for b
 dataset has one row per record. New datasets may be added; existing names keep their meaning.
 The reader checks the role axis of /records/role_tokens, /attention/mass and /attribution/ig.
 
-Datasets are chunked along R, gzip-compressed (fixed-size ones) and appended record by record.
-Commit protocol: a record's rows land in every dataset first, then the root attribute
-``n_records`` is incremented and the file flushed. Readers see only the first ``n_records`` rows;
-``TraceWriter(..., resume=True)`` truncates longer datasets back to ``n_records`` (a record in
-flight when a run died leaves nothing behind) and skips ``done_keys()``.
+Datasets are chunked along R (chunks of about 128 KiB, one record per chunk for large rows)
+and appended record by record. They are not compressed by default: a compressed chunk moves in
+the file each time a row is added to it, and a process killed mid-flush could then leave
+committed rows pointing at reused space; uncompressed chunks are rewritten in place, so the
+bytes of committed records never change (``TraceWriter(..., compression="gzip")`` and
+``merge_traces(..., compression="gzip")`` exist for files written in one go).
+
+Commit protocol: a record's rows land in every dataset and are flushed; then the root
+attribute ``n_records`` is incremented and the file flushed again. Readers see only the first
+``n_records`` rows. The root attribute ``in_progress`` is True while a writer has the file open
+and False after a clean close. ``TraceWriter(..., resume=True)`` on a cleanly closed file
+truncates longer datasets back to ``n_records`` (a record in flight leaves nothing behind) and
+continues in place; on a file left ``in_progress`` (the writer was killed) it first rebuilds
+the file from its committed records (written to a temporary file, then renamed over it), so
+that nothing the killed process left half-written is built upon. Either way it skips
+``done_keys()``. A trace can be read (``open_trace``) while another process is writing it.
 
 Attributes: str, int, float, bool and lists of str are native HDF5 attributes; dicts, mixed
 lists and None are JSON strings whose names are listed in the object's ``json_attrs``

@@ -62,10 +62,12 @@ class TraceWriter:
         self._n = 0
         self._done: set[tuple[str, str, str]] = set()
         self._pending_attrs: dict[str, dict[str, Any]] = {}
+        self._ds: dict[str, h5py.Dataset] = {}
         self._ready = False  # True once opened and checked: only then may close() touch the file
         roles = self._attrs_in.get("roles", ROLES)
         self.roles: tuple[str, ...] = tuple(str(r) for r in roles)
         self._open()
+        self._index()
         self._ready = True
 
     # ------------------------------------------------------------------ opening
@@ -136,10 +138,7 @@ class TraceWriter:
                 attrs0 = S.decode_attrs(f0.attrs)
                 has_records = "records" in f0
         except (OSError, ValueError) as e:
-            raise TraceError(
-                f"{p}: cannot open the trace to resume ({_cause(e)}); it may be damaged or "
-                "open in another process; start again with --overwrite"
-            ) from None
+            raise _resume_error(p, e) from None
         self._check_compatible(attrs0, has_records)
         if not clean:
             # The last writer did not close the file (killed, power loss): HDF5 metadata written
@@ -149,10 +148,7 @@ class TraceWriter:
         try:
             f = h5py.File(p, "r+")
         except (OSError, ValueError) as e:
-            raise TraceError(
-                f"{p}: cannot open the trace to resume ({_cause(e)}); it may be damaged or "
-                "open in another process; start again with --overwrite"
-            ) from None
+            raise _resume_error(p, e) from None
         self._file = f
         try:
             attrs = S.decode_attrs(f.attrs)
@@ -228,8 +224,10 @@ class TraceWriter:
         """
         name = name.strip("/")
         f = self._require_open()
-        if name in f and isinstance(f[name], h5py.Dataset):
-            self._check_or_set_attrs(f[name], name, attrs)
+        if name in self._ds:
+            self._check_or_set_attrs(self._ds[name], name, attrs)
+        elif name in f:
+            raise TraceError(f"{self.path}: /{name} is a group, not a dataset")
         else:
             self._pending_attrs.setdefault(name, {}).update(attrs)
 
@@ -257,26 +255,29 @@ class TraceWriter:
         n, k = self._n, len(records)
         try:
             for name, block in rows.items():
-                ds = self._dataset_for(name, block)
-                if ds.shape[0] != n:
-                    ds.resize(n, axis=0)
-                ds.resize(n + k, axis=0)
-                if name == "records/option_logprobs" and block.shape[1] > ds.shape[1]:
-                    ds.resize(block.shape[1], axis=1)
+                ds = self._ds.get(name) or self._create(name, block)
+                shape = ds.shape
+                new_shape = (n + k, *shape[1:])
                 if name == "records/option_logprobs":
-                    full = np.full((k, ds.shape[1]), np.nan, np.float32)
-                    full[:, : block.shape[1]] = block
-                    block = full
-                if block.dtype == object and h5py.check_vlen_dtype(ds.dtype) is not None \
-                        and h5py.check_string_dtype(ds.dtype) is None:
-                    _write_vlen(ds, n, block)
-                else:
-                    ds[n : n + k] = block
+                    width = max(shape[1], block.shape[1])
+                    new_shape = (n + k, width)
+                    if block.shape[1] < width:
+                        full = np.full((k, width), np.nan, np.float32)
+                        full[:, : block.shape[1]] = block
+                        block = full
+                if shape != new_shape:
+                    if shape[0] > n:  # left-overs of a failed write: drop them first
+                        ds.resize(n, axis=0)
+                    ds.resize(new_shape)
+                _write_rows(ds, n, block)
             # Datasets that none of these records has: fill rows so R stays aligned.
-            for name, ds in _walk(f):
-                if name not in rows and ds.shape[0] != n + k:
+            for name, ds in self._ds.items():
+                if name not in rows:
+                    shape = ds.shape
+                    if shape[0] > n:
+                        ds.resize(n, axis=0)
                     ds.resize(n + k, axis=0)
-                    ds[n : n + k] = np.full((k, *ds.shape[1:]), S.fill_value(ds.dtype), ds.dtype)
+                    ds[n : n + k] = np.full((k, *shape[1:]), S.fill_value(ds.dtype), ds.dtype)
         except BaseException:
             self._rollback()
             raise
@@ -319,6 +320,11 @@ class TraceWriter:
         for _, ds in _walk(f):
             if ds.shape[0] > self._n:
                 ds.resize(self._n, axis=0)
+
+    def _index(self) -> None:
+        """Cache the dataset objects (h5py lookups are slow next to a row write)."""
+        f = self._require_open()
+        self._ds = dict(_walk(f))
 
     def _prepare(self, records: list[Record]) -> dict[str, np.ndarray]:
         """Validate the records and build one block of k rows per dataset (nothing written yet)."""
@@ -373,11 +379,11 @@ class TraceWriter:
             first = present[0]
             if first.dtype.kind not in "biuf":
                 raise TraceError(f"measurement {name!r}: dtype {first.dtype} is not numeric")
-            if name in f:
-                ds = f[name]
-                if not isinstance(ds, h5py.Dataset):
-                    raise TraceError(f"measurement {name!r} names a group in the trace")
+            if name in self._ds:
+                ds = self._ds[name]
                 shape, dtype = tuple(ds.shape[1:]), ds.dtype
+            elif name in f or any(n.startswith(name + "/") for n in self._ds):
+                raise TraceError(f"measurement {name!r} names a group in the trace")
             else:
                 shape, dtype = tuple(first.shape), first.dtype
             block = np.full((k, *shape), S.fill_value(dtype), dtype)
@@ -393,10 +399,8 @@ class TraceWriter:
             blocks[name] = block
         return blocks
 
-    def _dataset_for(self, name: str, block: np.ndarray) -> h5py.Dataset:
+    def _create(self, name: str, block: np.ndarray) -> h5py.Dataset:
         f = self._require_open()
-        if name in f:
-            return f[name]
         row_shape = tuple(block.shape[1:])
         dtype = block.dtype
         rows = S.chunk_rows(row_shape, dtype.itemsize)
@@ -408,16 +412,24 @@ class TraceWriter:
         pending = self._pending_attrs.pop(name, None)
         if pending:
             S.encode_attrs(ds.attrs, pending)
+        self._ds[name] = ds
         return ds
 
 
-def _write_vlen(ds: h5py.Dataset, start: int, block: np.ndarray) -> None:
-    """Write rows [start, start+k) of a variable-length numeric dataset (h5py's __setitem__
-    reshapes equal-length rows into a 2-D array and refuses them)."""
+def _write_rows(ds: h5py.Dataset, start: int, block: np.ndarray) -> None:
+    """Write rows [start, start+k) with one low-level write (h5py's __setitem__ costs more than
+    the write itself, and reshapes equal-length variable-length rows into a 2-D array)."""
+    k = len(block)
+    shape = ds.shape
     fspace = ds.id.get_space()
-    fspace.select_hyperslab((start,), (len(block),))
-    mspace = h5py.h5s.create_simple((len(block),))
-    ds.id.write(mspace, fspace, block, mtype=h5py.h5t.py_create(ds.dtype))
+    fspace.select_hyperslab((start,) + (0,) * (len(shape) - 1), (k, *shape[1:]))
+    mspace = h5py.h5s.create_simple((k, *shape[1:]))
+    if block.dtype == object:
+        mtype = h5py.h5t.py_create(ds.dtype)
+    else:
+        block = np.ascontiguousarray(block)
+        mtype = h5py.h5t.py_create(block.dtype)
+    ds.id.write(mspace, fspace, block, mtype=mtype)
 
 
 def _rebuild(path: Path) -> None:
@@ -457,10 +469,18 @@ def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
     return out
 
 
+def _resume_error(p: Path, e: BaseException) -> TraceError:
+    cause = _cause(e)
+    if "locked" in cause:
+        return TraceError(f"{p}: cannot resume: {cause} (is the run still going?)")
+    return TraceError(f"{p}: cannot open the trace to resume ({cause}); the file may be damaged; "
+                      "start again with --overwrite")
+
+
 def _cause(e: BaseException) -> str:
     msg = str(e).strip() or type(e).__name__
     if isinstance(e, PermissionError) or "ermission" in msg:
         return "permission denied"
-    if "exists" in msg and "file" in msg.lower():
-        return "file exists"
+    if "lock" in msg:
+        return "the file is locked: another process has it open for writing"
     return msg
