@@ -233,3 +233,53 @@ def test_image_placement():
     assert enc.image_grids == ((2, 2), (3, 2))  # image 1 first, then image 2
     ids = enc.input_ids.numpy()
     assert vlm.tokenizer.decode(ids[enc.roles.mask("question")]) == "What is  or <image 9> here"
+
+
+def _subword_tokenizer(arch: str, style: str):
+    """A trained-in-process BPE tokenizer like the real checkpoints' (byte-level or SentencePiece-like)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from xai_bias.models.tokenizers import CORPUS
+
+    fam = FAMILIES.get(arch)
+    tok = Tokenizer(models.BPE(unk_token=fam.unk_token))
+    if style == "bytelevel":
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        alphabet = pre_tokenizers.ByteLevel.alphabet()
+    else:
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+        tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+        alphabet = []
+    corpus = [" ".join(CORPUS), " ".join(f"{c}." for c in "ABCDEFGHIJ")] * 3 + [v.question + "\n" + "\n".join(v.options) + "\n" + v.instruction for v in views()]
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=list(fam.special_tokens), initial_alphabet=alphabet)
+    tok.train_from_iterator(corpus, trainer)
+    named = {k: v for k, v in fam.named_tokens.items() if v is not None}
+    hf = PreTrainedTokenizerFast(tokenizer_object=tok, **named)
+    hf.chat_template = fam.chat_template
+    return hf
+
+
+@pytest.mark.parametrize("arch,style", [("qwen2_5_vl", "bytelevel"), ("llava", "metaspace"), ("gemma3", "metaspace")])
+def test_roles_with_subword_tokenizers(arch, style):
+    """Roles stay right when tokens merge spaces/newlines with words (real BPE / SentencePiece)."""
+    from xai_bias.models.processors import build_processor
+    from xai_bias.models.spec import VLM
+
+    base = tiny(arch)
+    tok = _subword_tokenizer(arch, style)
+    proc = build_processor(base.family, tok, base.processor.image_processor, base.family.chat_template,
+                           dict(base.family.tiny_processor))
+    vlm = VLM(model=base.model, processor=proc, spec=base.spec, family=base.family, model_id="subword")
+    image_ids = base.family.image_token_ids(tok)
+    for view in views():
+        enc = encode(vlm, view)
+        ids = enc.input_ids.numpy()
+        assert set(enc.roles.positions("image")) == set(np.flatnonzero(np.isin(ids, image_ids))) - {0}
+        question = "".join(t for r, t in segments(view, base.family.images_first) if r == "question")
+        norm = lambda t: " ".join(t.split())  # noqa: E731
+        assert norm(tok.decode(ids[enc.roles.mask("question")])) == norm(question)
+        options = "\n".join(f"{L}. {o}" for L, o in zip("ABCDEFGHIJ", view.options))
+        assert norm(tok.decode(ids[enc.roles.mask("options")])) == norm(options)
+        assert norm(tok.decode(ids[enc.roles.mask("instruction")])) == norm(view.instruction)

@@ -5,8 +5,8 @@ all before the text), the question, the options lettered "A. ...", one per line,
 instruction. Roles come from character spans: each text segment is rendered through the chat
 template as a unique marker, the markers are replaced by the real text (recording spans), the
 processor expands the image placeholders (we shift the spans by its replacement offsets), and
-the tokenizer's offset mapping assigns each token the role of the segment its first character
-lies in. Image tokens are found by id; everything else is ``template``; position 0 is ``sink``.
+the tokenizer's offset mapping assigns each token the role of the segment it overlaps most.
+Image tokens are found by id; everything else is ``template``; position 0 is ``sink``.
 """
 
 from __future__ import annotations
@@ -198,10 +198,15 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
         if tid in image_ids:
             role[i] = ROLE_INDEX["image"]
         elif b > a:
-            for name, s, e in spans:
-                if s <= a < e:
-                    role[i] = ROLE_INDEX[name]
-                    break
+            # the segment the token overlaps most: a token may carry a leading space or a
+            # trailing newline of the template (SentencePiece "▁word", BPE "?\n")
+            best, name = 0, None
+            for seg, s, e in spans:
+                overlap = min(b, e) - max(a, s)
+                if overlap > best:
+                    best, name = overlap, seg
+            if name is not None:
+                role[i] = ROLE_INDEX[name]
     role[0] = ROLE_INDEX["sink"]
     inputs = {k: v for k, v in out.items() if k not in _DROP_KEYS and isinstance(v, torch.Tensor)}
     return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=image_grids(inputs, replacements, vlm),
