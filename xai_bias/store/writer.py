@@ -181,7 +181,8 @@ class TraceWriter:
     def _check_compatible(self, attrs: Mapping[str, Any], has_records: bool) -> None:
         p = self.path
         if "schema_version" not in attrs or not has_records:
-            raise TraceError(f"{p}: not an xai_bias trace (cannot resume it)")
+            raise TraceError(f"{p}: not an xai_bias trace (cannot resume it); choose another --out "
+                             "or start again with --overwrite")
         if attrs["schema_version"] != S.SCHEMA_VERSION:
             raise TraceError(
                 f"{p}: cannot resume: schema_version {attrs['schema_version']} of the file "
