@@ -17,6 +17,8 @@ from xai_bias.models.prompting import segments
 from xai_bias.types import ROLE_INDEX, PromptView
 
 ARCHS = FAMILIES.names()
+# PaliGemma's processor builds its BC labels with an old numpy idiom
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 INSTR = "Answer with the option's letter from the given choices directly."
 
 torch.set_num_threads(1)

@@ -7,6 +7,7 @@ known text decodes back exactly and offsets map tokens to characters.
 
 from __future__ import annotations
 
+import re
 import string
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
@@ -35,7 +36,9 @@ user assistant system model You helpful USER ASSISTANT User Assistant im_start i
 """.split()
 
 SPACE_PIECES = (" ", "\n", "\t")
-_SPLIT = Regex(r"\w+|[^\w\s]|\s")
+_PATTERN = r"\w+|[^\w\s]|\s"
+_SPLIT = Regex(_PATTERN)
+_SPLIT_RE = re.compile(_PATTERN)
 
 
 def _base_vocab(words: list[str]) -> list[str]:
@@ -52,9 +55,7 @@ def _base_vocab(words: list[str]) -> list[str]:
 
 
 def _pieces(text: str) -> list[str]:
-    import re
-
-    return re.findall(r"\w+|[^\w\s]|\s", text)
+    return _SPLIT_RE.findall(text)
 
 
 def make_tokenizer(arch: str, words: list[str] | tuple[str, ...] = ()) -> PreTrainedTokenizerFast:
