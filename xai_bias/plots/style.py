@@ -1,0 +1,190 @@
+"""The one style module of xai_bias figures: sizes, palette, fonts, deterministic saving.
+
+- Widths: ``SINGLE`` = 3.3 in (one column), ``DOUBLE`` = 6.9 in (two columns / full page width).
+- Palette: Okabe & Ito (2008), safe for the common colour-vision deficiencies; sequential maps
+  are ``viridis`` (head maps) and ``inferno`` (image overlays), both perceptually uniform and
+  readable in grey scale.
+- Fonts: DejaVu Sans (bundled with matplotlib, so output does not depend on the machine), 7 pt
+  text, 8 pt titles, never below 6.5 pt at print size.
+- Output: vector PDF and 200-dpi PNG, byte-identical for identical input (no creation date, no
+  software string, fixed SVG hash salt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)  # headless; a no-op if a backend is already in use
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+#: Figure widths in inches.
+SINGLE = 3.3
+DOUBLE = 6.9
+#: PNG resolution.
+DPI = 200
+
+#: Okabe–Ito palette.
+OKABE_ITO = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky": "#56B4E9",
+    "green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "purple": "#CC79A7",
+    "grey": "#999999",
+}
+_CYCLE = ["blue", "vermillion", "green", "orange", "purple", "sky", "black", "yellow"]
+CYCLE: tuple[str, ...] = tuple(OKABE_ITO[c] for c in _CYCLE)
+
+#: Colour per modality (image / text / other).
+MODALITY_COLORS = {"image": OKABE_ITO["blue"], "text": OKABE_ITO["vermillion"], "other": OKABE_ITO["grey"]}
+#: Colour per method.
+METHOD_COLORS = {
+    "attention": OKABE_ITO["blue"],
+    "ig": OKABE_ITO["vermillion"],
+    "shapley": OKABE_ITO["green"],
+    "knockout": OKABE_ITO["orange"],
+    "logit_lens": OKABE_ITO["purple"],
+    "ablation": OKABE_ITO["black"],
+}
+#: Colour per condition.
+CONDITION_COLORS = {
+    "complete": OKABE_ITO["blue"],
+    "text_white": OKABE_ITO["sky"],
+    "text_black": OKABE_ITO["black"],
+    "text_noise": OKABE_ITO["grey"],
+    "text_only": OKABE_ITO["orange"],
+    "image_only": OKABE_ITO["green"],
+}
+#: Line styles that tell traces (models) apart when they are overlaid.
+MODEL_LINESTYLES = ("-", "--", ":", "-.")
+MODEL_MARKERS = ("o", "s", "^", "D")
+HATCHES = ("", "//", "..", "xx")
+
+METHOD_LABELS = {
+    "attention": "attention mass",
+    "ig": "integrated gradients",
+    "shapley": "Shapley",
+    "knockout": "attention knockout",
+    "logit_lens": "logit lens",
+    "ablation": "ablation",
+}
+CONDITION_LABELS = {
+    "complete": "image + text",
+    "text_white": "text + white image",
+    "text_black": "text + black image",
+    "text_noise": "text + noise image",
+    "text_only": "text only",
+    "image_only": "image only",
+}
+
+SEQUENTIAL_CMAP = "viridis"
+OVERLAY_CMAP = "inferno"
+
+RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 7.0,
+    "axes.titlesize": 8.0,
+    "axes.labelsize": 7.0,
+    "xtick.labelsize": 7.0,
+    "ytick.labelsize": 7.0,
+    "legend.fontsize": 7.0,
+    "legend.title_fontsize": 7.0,
+    "figure.titlesize": 8.0,
+    "axes.linewidth": 0.6,
+    "lines.linewidth": 1.2,
+    "lines.markersize": 3.0,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "axes.prop_cycle": matplotlib.cycler(color=list(CYCLE)),
+    "legend.frameon": False,
+    "legend.handlelength": 1.8,
+    "figure.dpi": 100,
+    "savefig.dpi": DPI,
+    "savefig.bbox": "standard",
+    "pdf.fonttype": 42,  # TrueType: text stays selectable / editable in the PDF
+    "ps.fonttype": 42,
+    "svg.hashsalt": "xai_bias",
+    "svg.fonttype": "none",
+    "image.cmap": SEQUENTIAL_CMAP,
+    "path.simplify": False,
+    "hatch.linewidth": 0.4,
+}
+
+#: Per-format savefig metadata that removes every time- or machine-dependent field.
+METADATA = {
+    "pdf": {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": "xai_bias"},
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": "xai_bias"},
+}
+
+
+@contextlib.contextmanager
+def paper_style() -> Iterator[None]:
+    """Context in which figures are built and saved with the paper style."""
+    with plt.rc_context(RC):
+        yield
+
+
+def new_figure(width: float = SINGLE, height: float | None = None) -> Figure:
+    """A Figure of the given width (inches); not registered with pyplot (no global state)."""
+    if height is None:
+        height = width * 0.62
+    with paper_style():
+        fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig.get_layout_engine().set(w_pad=2 / 72, h_pad=2 / 72, wspace=0.04, hspace=0.04)
+    return fig
+
+
+def color_cycle(i: int) -> str:
+    return CYCLE[i % len(CYCLE)]
+
+
+def model_color(i: int) -> str:
+    """Colour of the i-th model (trace) in comparison figures."""
+    return (OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["green"], OKABE_ITO["orange"],
+            OKABE_ITO["purple"], OKABE_ITO["sky"])[i % 6]
+
+
+def panel_label(ax, letter: str) -> None:
+    """Prefix the axes' title with the panel letter "(a)" (call after ``set_title``)."""
+    ax.set_title(f"({letter}) {ax.get_title()}".rstrip())
+
+
+def save(fig: Figure, stem: Path, formats: Sequence[str] = ("pdf", "png")) -> list[Path]:
+    """Write ``fig`` as ``stem.<fmt>`` for each format; byte-identical output for identical input.
+
+    The layout is solved once (at the first format) and reused for the others.
+    """
+    written: list[Path] = []
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    engine = fig.get_layout_engine()
+    try:
+        with paper_style():
+            for k, fmt in enumerate(formats):
+                fmt = fmt.lower().lstrip(".")
+                path = stem.with_name(f"{stem.name}.{fmt}")
+                kwargs = {"format": fmt, "metadata": METADATA.get(fmt)}
+                if fmt in ("png", "jpg", "jpeg", "tif", "tiff"):
+                    kwargs["dpi"] = DPI
+                fig.savefig(path, **kwargs)
+                written.append(path)
+                if k == 0 and len(formats) > 1 and engine is not None:
+                    fig.set_layout_engine("none")  # keep the solved positions
+    finally:
+        if engine is not None and fig.get_layout_engine() is not engine:
+            fig.set_layout_engine(engine)
+    return written
