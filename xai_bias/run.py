@@ -342,24 +342,31 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
         for name, attrs in (a for m in runner.methods for a in m.dataset_attrs().items()):
             writer.set_dataset_attrs(name, **attrs)
         done = writer.done_keys() if config.resume else set()
-        todo = [it for it in items if it.key not in done]
-        bar = tqdm(total=len(todo), desc=f"attribute {out.name}", unit="rec",
+        # batches are cut from the full item list, so a resumed run computes every record in
+        # the same batch as an uninterrupted run (bit-identical values); a partly done batch
+        # is recomputed and only its missing records are written
+        todo = [chunk for chunk in _chunks(items, config.batch_size)
+                if any(it.key not in done for it in chunk)]
+        n_todo = sum(it.key not in done for chunk in todo for it in chunk)
+        bar = tqdm(total=n_todo, desc=f"attribute {out.name}", unit="rec",
                    disable=not config.progress, file=sys.stderr)
         with stop.installed(), bar:
-            for chunk in _chunks(todo, config.batch_size):
+            for chunk in todo:
                 for rec in runner.run_batch(chunk):
+                    if rec.key in done:
+                        continue
                     writer.append(rec)
                     written += 1
                     failed += rec.status != "ok"
+                    bar.update(1)
                     if on_record:
                         on_record(rec)
-                bar.update(len(chunk))
                 if stop.stop:
                     break
     resume_cmd = ""
     if stop.stop:
         resume_cmd = _resume_command(config.command)
-    return RunSummary(out, written, len(items) - len(todo), failed, stop.stop, resume_cmd)
+    return RunSummary(out, written, len(items) - n_todo, failed, stop.stop, resume_cmd)
 
 
 def _resume_command(command: str) -> str:
