@@ -285,3 +285,17 @@ def test_roles_with_subword_tokenizers(arch, style):
         options = "\n".join(f"{L}. {o}" for L, o in zip("ABCDEFGHIJ", view.options))
         assert norm(tok.decode(ids[enc.roles.mask("options")])) == norm(options)
         assert norm(tok.decode(ids[enc.roles.mask("instruction")])) == norm(view.instruction)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_text_only_batch_matches_singles(arch):
+    vlm = tiny(arch)
+    vs = [PromptView(question="What shape is it?", options=("circle", "square"), letters=("A", "B"),
+                     instruction=INSTR, condition="text_only"),
+          PromptView(question="Which color is the largest of all the objects shown here?",
+                     options=("red", "blue", "green", "black"), letters=tuple("ABCD"), instruction=INSTR,
+                     condition="text_only")]
+    encs = [encode(vlm, v) for v in vs]
+    batched = option_logprobs(vlm, collate(vlm, encs), [v.letters for v in vs])
+    for e, v, b in zip(encs, vs, batched):
+        np.testing.assert_allclose(b, option_logprobs(vlm, collate(vlm, [e]), [v.letters])[0], atol=1e-5, rtol=0)
