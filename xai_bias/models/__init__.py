@@ -1,6 +1,14 @@
 """Model adapter: one code path for every supported HF vision-language family.
 
-Only this package knows Hugging Face module paths and processor quirks.
+Only this package knows Hugging Face module paths and processor quirks::
+
+    vlm = load_vlm("Qwen/Qwen2.5-VL-7B-Instruct")     # or a local folder, or tiny_vlm("qwen2_5_vl")
+    encoded = [encode(vlm, view) for view in views]    # PromptView -> inputs [1, T] + TokenRoles
+    batch = collate(vlm, encoded)                      # left-padded, on vlm.device
+    logprobs = option_logprobs(vlm, batch, [v.letters for v in views])   # [n_letters] per item
+
+A new family is an entry in ``families.py`` (classes, placeholder token, special tokens, chat
+template, tiny config) plus, at most, a named processor quirk in ``processors.py``.
 """
 
 from .batching import Batch, collate
