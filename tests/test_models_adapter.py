@@ -29,7 +29,7 @@ def _img(w, h, color):
 
 
 def views() -> list[PromptView]:
-    red, green = _img(64, 48, (200, 10, 10)), _img(40, 90, (0, 100, 10))
+    red, green = _img(64, 48, (200, 10, 10)), _img(40, 90, (0, 100, 10)).convert("L")  # grayscale too
     return [
         PromptView(question="What color is <image 1> here?", options=("red", "blue", "green"),
                    letters=tuple("ABC"), instruction=INSTR, images=(red,)),

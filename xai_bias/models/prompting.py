@@ -171,11 +171,16 @@ def image_grids(inputs, replacements, vlm: VLM) -> tuple[tuple[int, int], ...]:
     return tuple(grids)
 
 
+def _rgb(image):
+    """PIL images in RGB (grayscale / RGBA / palette images would break some processors)."""
+    return image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image
+
+
 def encode(vlm: VLM, view: PromptView) -> Encoded:
     """Tokenize ``view`` in the model's chat template; inputs with batch dim 1 and roles."""
     items = segments(view, images_first=vlm.family.images_first)
     text, spans, n_images = render(vlm, items)
-    images = [view.images[k] for r, k in items if r == "image"]
+    images = [_rgb(view.images[k]) for r, k in items if r == "image"]
     bos = vlm.tokenizer.bos_token
     add_special = not (bos and bos in text)
     out = vlm.processor(
