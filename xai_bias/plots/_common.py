@@ -48,13 +48,16 @@ def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:
 
 
 def layer_axis(ax, layers: np.ndarray, embeddings_row: bool = False) -> None:
-    """Integer layer ticks; "emb" for the input-embeddings row (-1)."""
-    from matplotlib.ticker import MaxNLocator
+    """Integer layer ticks over the table's layers; "emb" for the input-embeddings row (-1)."""
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+    layers = np.asarray(layers, float)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
     ax.set_xlabel("layer (index)")
-    if embeddings_row and len(layers) and np.min(layers) < 0:
-        ax.set_xlim(min(layers) - 0.3, max(layers) + 0.3)
+    if layers.size:
+        ax.set_xlim(layers.min() - 0.3, layers.max() + 0.3)
+    if embeddings_row and layers.size and layers.min() < 0:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "emb" if round(v) == -1 else f"{v:g}"))
 
 
 def suppression_of(est: Any, method: str, condition: str, mode: str) -> Any:

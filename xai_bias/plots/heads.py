@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import style as S
 from ._common import condition_label, require
@@ -62,6 +63,8 @@ def head_map(source: Source, mode: str | None = None) -> Figure:
             im = ax.imshow(100 * m, aspect="auto", origin="lower", cmap=S.SEQUENTIAL_CMAP, vmin=0, vmax=vmax,
                            interpolation="nearest", extent=(-0.5, H - 0.5, -0.5, L - 0.5))
             ax.set_title(condition_label(cond))
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(nbins=8, integer=True))
             if k % cols == 0:
                 ax.set_ylabel("layer (index)")
             if k // cols == rows - 1 or k + cols >= n:

@@ -104,7 +104,9 @@ def interventions(source: Source, mode: str | None = None, n_bootstrap: int = 10
                 ax.set_ylabel("Δ log p(answer) (nats)")
                 ax.set_title("knockout of attention to the image")
             else:
-                ax.set_ylim(-0.02, 1.02)
+                tops = [np.nanmax(np.r_[m, ci[:, 1]]) for m, ci in curves.values()]
+                top = max([t for t in tops if np.isfinite(t)] or [1.0])
+                ax.set_ylim(0, min(1.02, max(1e-3, top * 1.15)))
                 ax.set_ylabel("p(answer letter) (probability)")
                 ax.set_title("logit lens")
             ax.legend(loc="best")

@@ -212,6 +212,8 @@ def method_agreement(source: Source, condition: str = "complete", mode: str | No
         rho, nn = rho_est.get((a, b), (_spearman(xa, xb), int((np.isfinite(xa) & np.isfinite(xb)).sum())))
         return common, xa, xb, rho, nn
 
+    most = max(len(pair(a, b)[0]) for i, a in enumerate(methods) for b in methods[i + 1:])
+    require(most >= 3, f"method agreement: the methods share {most} layer(s); rank agreement needs at least 3")
     share_methods = [m for m in methods if m in tables]
     if "knockout" in curves and share_methods:
         first = (share_methods[0], "knockout")
@@ -279,7 +281,7 @@ def method_agreement(source: Source, condition: str = "complete", mode: str | No
             ax.set_ylim(lim)
         ax.set_xlabel(curves[a][2])
         ax.set_ylabel(curves[b][2])
-        ax.set_title(f"ρ = {rho:.2f} over {nn} layers")
+        ax.set_title(f"ρ = {rho:.2f} over {nn} layers" if np.isfinite(rho) else f"ρ undefined ({nn} layers)")
         S.panel_label(ax, next(letters))
         cb = fig.colorbar(sc, ax=ax, shrink=0.85, aspect=20, pad=0.02)
         cb.set_label("layer (index)")

@@ -23,6 +23,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import style as S
 from ._common import condition_label, require
@@ -200,6 +201,8 @@ def image_overlays(source: Source, sample: str | None = None,
                     im = ax.imshow(heat, extent=(-0.5, gc - 0.5, gr - 0.5, -0.5), cmap=S.OVERLAY_CMAP,
                                    vmin=0, vmax=1, interpolation="nearest")
                     ax.set_xlabel("patch column (index)")
+                    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
+                    ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
                     if c == 0:
                         ax.set_ylabel(f"{label}\npatch row (index)")
                 what = "image mass" if label == "attention" else "|IG| on image"
