@@ -92,23 +92,36 @@ def n_params(model) -> int:
 
 # ----------------------------------------------------------------------------- images
 
-def pixel_cache(vlm, split: str) -> dict[int, torch.Tensor]:
-    """image id -> the processor's pixel patches ``[n_patches, C*T*P*P]`` (computed once)."""
-    from PIL import Image
+class PixelCache(dict):
+    """image id -> the processor's pixel patches ``[n_patches, C*T*P*P]``, computed on first use."""
 
-    proc = vlm.processor.image_processor
-    out: dict[int, torch.Tensor] = {}
-    paths = evqa.image_paths(split)
-    ids = sorted(paths)
-    for start in range(0, len(ids), 250):
-        chunk = ids[start:start + 250]
-        ims = [Image.open(paths[i]).convert("RGB") for i in chunk]
-        enc = proc(images=ims, return_tensors="pt")
-        per = int(enc["image_grid_thw"][0].prod())
-        assert all(int(g.prod()) == per for g in enc["image_grid_thw"]), "images of different sizes"
-        for k, i in enumerate(chunk):
-            out[i] = enc["pixel_values"][k * per:(k + 1) * per].clone()
-    return out
+    def __init__(self, vlm, split: str):
+        super().__init__()
+        self.proc = vlm.processor.image_processor
+        self.paths = evqa.image_paths(split)
+
+    def fill(self, ids) -> "PixelCache":
+        from PIL import Image
+
+        todo = [i for i in dict.fromkeys(ids) if i not in self]
+        for start in range(0, len(todo), 250):
+            chunk = todo[start:start + 250]
+            ims = [Image.open(self.paths[i]).convert("RGB") for i in chunk]
+            enc = self.proc(images=ims, return_tensors="pt")
+            per = int(enc["image_grid_thw"][0].prod())
+            assert all(int(g.prod()) == per for g in enc["image_grid_thw"]), "images of different sizes"
+            for k, i in enumerate(chunk):
+                self[i] = enc["pixel_values"][k * per:(k + 1) * per].clone()
+        return self
+
+    def __missing__(self, key: int) -> torch.Tensor:
+        self.fill([key])
+        return self[key]
+
+
+def pixel_cache(vlm, split: str, ids=None) -> PixelCache:
+    cache = PixelCache(vlm, split)
+    return cache.fill(sorted(cache.paths) if ids is None else ids)
 
 
 def grid_thw(vlm) -> list[int]:
@@ -119,10 +132,10 @@ def grid_thw(vlm) -> list[int]:
 # ----------------------------------------------------------------------------- vision warm-up
 
 def vision_warmup(vlm, pixels: dict[int, torch.Tensor], steps: int, batch_size: int, lr: float, seed: int,
-                  log=print) -> dict[str, float]:
+                  log=print, image_ids=None, test_image_ids=None) -> dict[str, float]:
     """Train the vision tower + merger on (shape, colour) labels of the train images."""
     labels = evqa.image_labels("train")
-    ids = sorted(labels)
+    ids = sorted(labels) if image_ids is None else sorted(image_ids)
     shape_y = torch.tensor([evqa.SHAPES.index(labels[i][0]) if labels[i][0] else -100 for i in ids])
     color_y = torch.tensor([evqa.COLORS.index(labels[i][1]) if labels[i][1] else -100 for i in ids])
     pix = torch.stack([pixels[i] for i in ids])  # [N, P, D]
@@ -154,8 +167,8 @@ def vision_warmup(vlm, pixels: dict[int, torch.Tensor], steps: int, batch_size: 
     visual.eval()
     with torch.no_grad():  # accuracy on the test images
         tl = evqa.image_labels("test")
-        tids = sorted(tl)
-        tpix = pixel_cache(vlm, "test")
+        tids = sorted(tl) if test_image_ids is None else sorted(test_image_ids)
+        tpix = pixel_cache(vlm, "test", tids)
         feats = torch.cat([visual_features(visual, torch.stack([tpix[i] for i in tids[s:s + 250]]), thw)
                            for s in range(0, len(tids), 250)])
         for name, head, opts, k in (("shape", heads["shape"], evqa.SHAPES, 0), ("color", heads["color"], evqa.COLORS, 1)):
@@ -185,10 +198,13 @@ def warmup_cosine(opt, steps: int, warmup: int):
 
 # ----------------------------------------------------------------------------- training data
 
-def training_samples(policy: str, seed: int):
+def training_samples(policy: str, seed: int, image_ids=None):
     """easy-VQA train items for ``policy`` ("biased" | "balanced"), shuffled with ``seed``."""
     rng = random.Random(f"train-{policy}-{seed}")
     qs = list(evqa.questions("train"))
+    if image_ids is not None:
+        keep = set(image_ids)
+        qs = [q for q in qs if q.image_id in keep]
     plain = [q for q in qs if not (q.qtype == "yesno" and q.negated)]
     negated = [q for q in qs if q.qtype == "yesno" and q.negated]
     n_pos = sum(1 for q in plain if q.qtype == "yesno")
@@ -439,15 +455,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(ROOT / "xai_bias" / "demo_models"), help="folder of the model folders")
     ap.add_argument("--models", default="biased,balanced", help="which to train: biased,balanced")
-    ap.add_argument("--steps", type=int, default=600, help="VLM training steps per model")
+    ap.add_argument("--steps", type=int, default=550, help="VLM training steps per model")
     ap.add_argument("--minutes", type=float, default=None,
                     help="instead of --steps: as many steps as fit in this many minutes (timed on a few steps)")
-    ap.add_argument("--warmup-steps", type=int, default=300, help="vision warm-up steps")
+    ap.add_argument("--warmup-steps", type=int, default=1600, help="vision warm-up steps")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-size", type=int, default=3000, help="hint_conflict items of the larger measurement")
+    ap.add_argument("--limit-images", type=int, default=None,
+                    help="use only the first N train (and test, for the warm-up check) images: quick runs")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(args.threads)
@@ -461,11 +479,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     base = build_vlm(args.seed)
     log(f"model: {n_params(base.model):,} parameters, vocabulary {len(base.tokenizer)} tokens")
-    pixels = pixel_cache(base, "train")
-    test_pixels = pixel_cache(base, "test")
+    train_ids = test_ids = None
+    if args.limit_images is not None:
+        train_ids = sorted(evqa.image_paths("train"))[:args.limit_images]
+        test_ids = sorted(evqa.image_paths("test"))[:args.limit_images]
+    pixels = pixel_cache(base, "train", train_ids)
+    test_pixels = PixelCache(base, "test")
     log(f"vision warm-up ({args.warmup_steps} steps)")
     tw = time.time()
-    warm_acc = vision_warmup(base, pixels, args.warmup_steps, args.batch_size, 2e-3, args.seed, log=log)
+    warm_acc = vision_warmup(base, pixels, args.warmup_steps, args.batch_size, 2e-3, args.seed, log=log,
+                             image_ids=train_ids, test_image_ids=test_ids)
     warm_s = time.time() - tw
     log(f"  test-image accuracy: shape {warm_acc['shape']:.3f}, colour {warm_acc['color']:.3f} ({warm_s:.0f}s)")
     init_state = {k: v.clone() for k, v in base.model.state_dict().items()}
@@ -480,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         vlm = base
         vlm.model.load_state_dict(init_state)
         te = time.time()
-        samples = training_samples(policy, args.seed)
+        samples = training_samples(policy, args.seed, train_ids)
         items = encode_samples(vlm, samples, log=log)
         log(f"  {len(items)} training items encoded ({time.time() - te:.0f}s)")
         limit = None if args.minutes is None else args.minutes * 60
