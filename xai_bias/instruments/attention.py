@@ -67,6 +67,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import sys
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -186,6 +187,8 @@ class AttentionCapture:
       position (only with ``maps=True``; select image positions with the role matrix).
     flow: ``[B, L, n_roles, n_roles]`` role-to-role flow (only with ``flow=True``).
     n_calls: ``[L]`` how many times each decoder layer was observed (1 after one forward pass).
+    observe_cpu_seconds: process CPU time spent computing the rows (the capture's own cost; on
+      CUDA the kernels run asynchronously, so this is launch time only).
     """
 
     row_positions: np.ndarray  # [B, n_rows] int64
@@ -195,6 +198,7 @@ class AttentionCapture:
     flow: np.ndarray | None = None  # [B, L, n_roles, n_roles]
     n_calls: np.ndarray | None = None  # [L]
     impl_name: str = ""
+    observe_cpu_seconds: float = 0.0
 
     @property
     def mass(self) -> np.ndarray:
@@ -258,6 +262,7 @@ class _Observer:
         self.maps: list[Any] = [None] * n_layers
         self.flow: list[Any] = [None] * n_layers
         self.calls = np.zeros(n_layers, np.int64)
+        self.cpu_seconds = 0.0
         self._dev_cache: dict[Any, tuple] = {}
 
     def _tensors(self, device):
@@ -285,7 +290,8 @@ class _Observer:
         n = rows.shape[1]
         q = query.gather(2, rows[:, None, :, None].expand(B, Hq, n, d)).float()
         k = key.float()
-        s = torch.matmul(q.view(B, Hkv, n_rep, n, d), k.transpose(-1, -2)[:, :, None])  # [B,Hkv,rep,n,kv]
+        # query heads grouped onto their kv head: [B, Hkv, rep * n, d] @ [B, Hkv, d, kv] (no key copy)
+        s = torch.matmul(q.reshape(B, Hkv, n_rep * n, d), k.transpose(-1, -2))  # [B, Hkv, rep*n, kv]
         s = s.view(B, Hq, n, kv_len) * scaling
         if softcap is not None:
             s = torch.tanh(s / softcap) * softcap
@@ -439,7 +445,9 @@ def capture_attention(
     def attention(module, query, key, value, attention_mask, *args, **kwargs):
         out = wrapped(module, query, key, value, attention_mask, *args, **kwargs)
         if id(module) in layer_of:
+            t0 = time.process_time()
             obs.observe(module, query, key, attention_mask, kwargs)
+            obs.cpu_seconds += time.process_time() - t0
         return out
 
     name = f"xai_bias_capture_{next(_counter)}_{id(obs):x}"
@@ -452,6 +460,7 @@ def capture_attention(
         yield cap
         done = obs.result(rows, valid, name)
         cap.row_mass, cap.maps, cap.flow, cap.n_calls = done.row_mass, done.maps, done.flow, done.n_calls
+        cap.observe_cpu_seconds = obs.cpu_seconds
     finally:
         for c, impl in saved:
             c._attn_implementation_internal = impl
