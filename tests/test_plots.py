@@ -285,3 +285,23 @@ def test_cli_figures_command(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "wrote" in out and "note: skipped fig1_layers" in out
     assert [q.name for q in (tmp_path / "figs").iterdir()] == ["fig6_ablation.png"]
+
+
+def test_fallback_estimate_when_the_estimator_fails(traces, tmp_path):
+    from xai_bias.plots import render_all
+
+    def broken(trace, **kw):
+        raise RuntimeError("boom")
+
+    res = render_all([traces["biased"]], out=tmp_path, formats=("png",), n_bootstrap=NB, estimator=broken,
+                     only=("fig1_layers", "fig2_delta", "fig7_agreement"))
+    assert any("estimate failed" in n and "boom" in n for n in res.notes), res.notes
+    assert sorted(p.stem for p in res.written) == ["fig1_layers", "fig2_delta", "fig7_agreement"], res.notes
+
+
+def test_svg_is_deterministic_too(traces, tmp_path):
+    from xai_bias.plots import render_all
+
+    a = render_all([traces["biased"]], out=tmp_path / "a", formats=("svg",), n_bootstrap=0, only=("fig3_heads",))
+    b = render_all([traces["biased"]], out=tmp_path / "b", formats=("svg",), n_bootstrap=0, only=("fig3_heads",))
+    assert a.written[0].read_bytes() == b.written[0].read_bytes()

@@ -57,6 +57,11 @@ def layer_axis(ax, layers: np.ndarray, embeddings_row: bool = False) -> None:
     if layers.size:
         ax.set_xlim(layers.min() - 0.3, layers.max() + 0.3)
     if embeddings_row and layers.size and layers.min() < 0:
+        from matplotlib.ticker import FixedLocator
+
+        top = int(layers.max())
+        step = max(1, int(math.ceil((top + 1) / 5)))
+        ax.xaxis.set_major_locator(FixedLocator([-1] + list(range(0, top + 1, step))))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "emb" if round(v) == -1 else f"{v:g}"))
 
 
