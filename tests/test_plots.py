@@ -4,7 +4,6 @@ note instead of an error. matplotlib + numpy + h5py only (no models)."""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
