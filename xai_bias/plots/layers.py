@@ -25,6 +25,12 @@ def _methods(sources: Sequence[Source], condition: str, mode: str) -> list[str]:
     return out
 
 
+def _all_layers(sources: Sequence[Source], method: str, condition: str, mode: str) -> np.ndarray:
+    got = [np.asarray(t.layers) for s in sources
+           if (t := layer_tables(s.estimate, condition, mode).get(method)) is not None]
+    return np.unique(np.concatenate(got)) if got else np.zeros(0)
+
+
 def layer_contributions(sources: Sequence[Source], condition: str = "complete", mode: str | None = None) -> Figure:
     """Fig. 1: image and text shares per layer (95 % bootstrap bands), one panel per method."""
     mode = mode or pick_mode(sources)
@@ -55,7 +61,7 @@ def layer_contributions(sources: Sequence[Source], condition: str = "complete", 
             ax.axhline(50, color=S.OKABE_ITO["grey"], lw=0.6, ls=(0, (2, 2)), zorder=0)
             ax.set_ylim(-2, 102)
             ax.set_title(method_label(method))
-            layer_axis(ax, x, embeddings_row=method == "ig")
+            layer_axis(ax, _all_layers(sources, method, condition, mode), embeddings_row=method == "ig")
             if k % cols == 0:
                 ax.set_ylabel("share of image + text (%)")
         for ax in list(axes.flat)[len(methods):]:
@@ -128,7 +134,7 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
                                 xytext=(2, 2 + 8 * j), textcoords="offset points", ha="left", va="bottom",
                                 color=c, fontsize=6.5)
             ax.set_title(method_label(method))
-            layer_axis(ax, x, embeddings_row=method == "ig")
+            layer_axis(ax, _all_layers(sources, method, condition, mode), embeddings_row=method == "ig")
             if k % cols == 0:
                 ax.set_ylabel("C(image) / C(text) (ratio, log)")
         for ax in list(axes.flat)[len(methods):]:
@@ -143,10 +149,10 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
         ax0 = axes.flat[0]
         ax0.annotate("image\ndominant ↑", xy=(1, 1), xycoords=("axes fraction", "data"), xytext=(-2, 3),
                      textcoords="offset points", ha="right", va="bottom", fontsize=6.5,
-                     color=S.MODALITY_COLORS["image"])
+                     color="#444444")
         ax0.annotate("text\ndominant ↓", xy=(1, 1), xycoords=("axes fraction", "data"), xytext=(-2, -3),
                      textcoords="offset points", ha="right", va="top", fontsize=6.5,
-                     color=S.MODALITY_COLORS["text"])
+                     color="#444444")
         handles = []
         if multi:
             handles = [Line2D([], [], color=S.model_color(j), ls=S.MODEL_LINESTYLES[j % 4],
