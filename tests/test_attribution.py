@@ -132,6 +132,23 @@ def test_ig_completeness_mean_baseline_every_row():
         np.testing.assert_allclose(res.shares.sum(-1), 1.0, atol=1e-9)
 
 
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "paligemma"])
+def test_layer_ig_equals_captum_layer_integrated_gradients(arch):
+    """The layer rows (IG on the activations, lower layers bypassed) equal Captum's
+    LayerIntegratedGradients on each layer's output running the whole decoder."""
+    vlm = get_vlm(arch)
+    batch = make_batch(vlm, 2)
+    targets, _ = targets_for(vlm, batch)
+    item = item_of(vlm, batch, targets, 1)  # the left-padded item
+    fast = integrated_gradients(vlm, item, "mean", 8, 16, layer_impl="skip")
+    ref = integrated_gradients(vlm, item, "mean", 8, 16, layer_impl="captum")
+    np.testing.assert_allclose(fast.token_signed, ref.token_signed, atol=1e-6)
+    np.testing.assert_allclose(fast.token_abs, ref.token_abs, atol=1e-6)
+    np.testing.assert_allclose(fast.delta, ref.delta, atol=1e-6)
+    # the bypassed layers are back in place
+    assert all(type(layer).__name__ != "_Passthrough" for layer in vlm.layers)
+
+
 def test_ig_method_rows_and_stored_delta():
     vlm = get_vlm()
     batch = make_batch(vlm, 2)

@@ -10,7 +10,9 @@ merged input embeddings (vision features already at the image tokens; see ``_emb
 embeddings (Captum ``IntegratedGradients``); row ``l`` (1..L) = layer integrated gradients on the
 residual stream after decoder layer ``l-1`` (Captum ``LayerIntegratedGradients`` on the layer's
 output, i.e. the input of layer ``l``; the last row is the final residual stream before the
-final norm). Every row is |attribution| summed over the hidden dimension per token, then summed
+final norm). The layer rows are computed as Captum ``IntegratedGradients`` on the captured
+activations with the layers below bypassed — the same integral as ``LayerIntegratedGradients``,
+which the tests hold equal, at about half its cost (``integrated_gradients(layer_impl=...)``). Every row is |attribution| summed over the hidden dimension per token, then summed
 per token role and normalised to shares that sum to 1. ``attribution/ig_delta``: Captum's
 convergence delta of row 0 (sum of attributions − (f(x) − f(baseline))).
 
@@ -32,6 +34,7 @@ f(all) − f(none) (efficiency).
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -101,11 +104,99 @@ class IGResult:
     shares: np.ndarray
 
 
+class _Passthrough(torch.nn.Module):
+    """Stands in for a decoder layer below the one attributed: returns its hidden input."""
+
+    def __init__(self, as_tuple: bool):
+        super().__init__()
+        self.as_tuple = as_tuple
+
+    def forward(self, hidden_states, *args, **kwargs):
+        return (hidden_states,) if self.as_tuple else hidden_states
+
+
+@contextlib.contextmanager
+def _layers_skipped(vlm: Any, upto: int, as_tuple: bool):
+    """Layers ``0 … upto-1`` replaced by pass-throughs (restored on exit, on error too)."""
+    layers = vlm.layers
+    saved = [layers[i] for i in range(upto)]
+    try:
+        for i in range(upto):
+            layers[i] = _Passthrough(as_tuple)
+        yield
+    finally:
+        for i, mod in enumerate(saved):
+            layers[i] = mod
+
+
+def _layer_outputs(vlm: Any, call: _embeds.DecoderCall, embeds: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
+    """Every decoder layer's output hidden states ``[n, T, D]`` for ``embeds`` (one pass)."""
+    outs: list[torch.Tensor] = []
+    is_tuple = [False]
+
+    def hook(module, args, output):
+        is_tuple[0] = isinstance(output, tuple)
+        outs.append((output[0] if isinstance(output, tuple) else output).detach())
+
+    handles = [layer.register_forward_hook(hook) for layer in vlm.layers]
+    try:
+        with torch.no_grad():
+            call.run(vlm.decoder, embeds)
+    finally:
+        for h in handles:
+            h.remove()
+    return outs, is_tuple[0]
+
+
+def _from_layer_fn(vlm: Any, item: ItemInput, layer: int, as_tuple: bool):
+    """g(h ``[n, T, D]``) -> ``[n]``: f with the residual stream entering decoder layer ``layer``
+    set to ``h`` (``layer == L``: h is the last layer's output, followed by the final norm).
+    Layers below ``layer`` are skipped, so only the part of the decoder above ``h`` runs."""
+    head = _embeds.output_head(vlm)
+    pos, tok = item.answer_pos, item.token_id
+    L = len(vlm.layers)
+    if layer == L:
+        norm = _embeds.final_norm(vlm)
+
+        def g_last(h: torch.Tensor) -> torch.Tensor:
+            return torch.log_softmax(head(norm(h[:, pos])).float(), dim=-1)[:, tok]
+
+        return g_last
+    target = vlm.layers[layer]
+    x = item.call.embeds
+
+    def g(h: torch.Tensor) -> torch.Tensor:
+        def pre(module, args):
+            return (h, *args[1:])
+
+        handle = target.register_forward_pre_hook(pre)
+        try:
+            with _layers_skipped(vlm, layer, as_tuple):
+                hidden = item.call.run(vlm.decoder, x.expand(h.shape[0], -1, -1))
+        finally:
+            handle.remove()
+        return torch.log_softmax(head(hidden[:, pos]).float(), dim=-1)[:, tok]
+
+    return g
+
+
 def integrated_gradients(vlm: Any, item: ItemInput, baseline: str = "mean", n_steps: int = 32,
-                         internal_batch_size: int | None = 8, layers: bool = True) -> IGResult:
-    """IG on the merged input embeddings and (``layers``) layer IG on every layer's output."""
+                         internal_batch_size: int | None = 8, layers: bool = True,
+                         layer_impl: str = "skip") -> IGResult:
+    """IG on the merged input embeddings (row 0) and, with ``layers``, layer IG on the residual
+    stream after every decoder layer (rows 1..L).
+
+    Layer IG at row l integrates along the straight line from the baseline's activation
+    h_l(baseline) to h_l(x) in the residual stream, exactly as Captum's
+    ``LayerIntegratedGradients`` on the output of layer l-1. ``layer_impl="captum"`` runs that
+    class (the whole decoder per step); ``"skip"`` (default) computes the same integral with
+    ``IntegratedGradients`` on the activations, running only the layers above the attributed
+    stream (layers below are bypassed; about half the cost; the tests hold both equal).
+    """
     from captum.attr import IntegratedGradients, LayerIntegratedGradients
 
+    if layer_impl not in ("skip", "captum"):
+        raise ValueError(f"layer_impl must be 'skip' or 'captum', got {layer_impl!r}")
     f = _embeds.target_logprob_fn(vlm, item.call, item.answer_pos, item.token_id)
     x = item.call.embeds.detach()
     base = _embeds.baseline_for(vlm, item.call, item.roles, baseline, item.cond).detach()
@@ -122,13 +213,21 @@ def integrated_gradients(vlm: Any, item: ItemInput, baseline: str = "mean", n_st
         attr, delta = IntegratedGradients(f).attribute(
             x, baselines=base, n_steps=n_steps, internal_batch_size=ibs, return_convergence_delta=True)
         keep(attr, delta)
-        if layers:
+        if layers and layer_impl == "captum":
             for layer in vlm.layers:
                 lig = LayerIntegratedGradients(f, layer)
                 attr, delta = lig.attribute(x, baselines=base, n_steps=n_steps, internal_batch_size=ibs,
                                             attribute_to_layer_input=False, return_convergence_delta=True)
                 if isinstance(attr, (tuple, list)):
                     attr = attr[0]
+                keep(attr, delta)
+        elif layers:
+            acts, as_tuple = _layer_outputs(vlm, item.call, torch.cat([x, base], 0))
+            for l, act in enumerate(acts):
+                g = _from_layer_fn(vlm, item, l + 1, as_tuple)
+                attr, delta = IntegratedGradients(g).attribute(
+                    act[:1], baselines=act[1:], n_steps=n_steps, internal_batch_size=ibs,
+                    return_convergence_delta=True)
                 keep(attr, delta)
         with torch.no_grad():
             fx, fb = f(torch.cat([x, base], 0)).double().cpu().tolist()
