@@ -429,3 +429,50 @@ def test_unknown_baseline_and_groups():
         METHODS.get("ig")(vlm, MethodSettings(ig_baseline="zero")).measure(batch, targets)
     with pytest.raises(ValueError, match="shapley_groups"):
         METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=4)).measure(batch, targets)
+
+
+# ---------------------------------------------------------------------------------------------
+# the demo models: planted text bias shows in the image's Shapley share
+
+
+def _image_shapley_share(path, samples) -> float:
+    """Mean over items of |φ_image| / (|φ_image| + |φ_text|) (2 groups, mean baseline, predicted letter)."""
+    from xai_bias.conditions import make_view
+    from xai_bias.models import collate, encode, load_vlm, option_logprobs
+
+    vlm = load_vlm(str(path), device="cpu", dtype="float32")
+    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=2))
+    shares = []
+    for i in range(0, len(samples), 8):
+        views = [make_view(s, "complete", "direct") for s in samples[i : i + 8]]
+        batch = collate(vlm, [encode(vlm, v) for v in views])
+        lps = option_logprobs(vlm, batch, [v.letters for v in views])
+        targets = []
+        for v, lp in zip(views, lps):
+            ids = tuple(vlm.letter_token_ids(v.letters))
+            targets.append(Target(batch.answer_pos, ids[int(np.argmax(lp))], ids))
+        for row in method.measure(batch, targets):
+            phi = np.abs(row["attribution/shapley"].astype(np.float64))
+            shares.append(phi[0] / phi.sum() if phi.sum() > 0 else 0.0)
+    return float(np.mean(shares))
+
+
+def test_demo_biased_image_shapley_share_lower_than_balanced():
+    """Over the hint_conflict probe's conflicting-hint items, the text-biased demo model's image
+    Shapley share is lower than the balanced model's; the two figures are printed."""
+    from xai_bias.demo import DEMO_MODELS
+
+    paths = {k: DEMO_MODELS[k] for k in ("demo-biased", "demo-balanced")}
+    missing = [k for k, p in paths.items() if not (p / "config.json").exists()]
+    if missing:
+        pytest.skip(f"demo weights not present yet: {', '.join(missing)}")
+    from probes import load_probes
+
+    sample_set = load_probes().get("hint_conflict")(limit=96)
+    conflicting = [s for s in sample_set.samples if s.meta.get("hint") == "conflicting"][:32]
+    assert len(conflicting) >= 24
+    biased = _image_shapley_share(paths["demo-biased"], conflicting)
+    balanced = _image_shapley_share(paths["demo-balanced"], conflicting)
+    print(f"image Shapley share on {len(conflicting)} conflicting-hint items: "
+          f"demo-biased {biased:.3f}, demo-balanced {balanced:.3f}")
+    assert biased < balanced, (biased, balanced)
