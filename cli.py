@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--knockout-window", type=int, default=1)
     a.add_argument("--save-maps", action="store_true")
     a.add_argument("--attention-flow", action="store_true")
-    a.add_argument("--shard", type=_shard, default=None, help="i/n: run every n-th item from i")
+    a.add_argument("--shard", type=_shard, default=None, help="i/n: run the i-th of n contiguous blocks of the work items (job arrays; merge after)")
     a.add_argument("--trust-remote-code", action="store_true")
     a.add_argument("--no-progress", action="store_true")
 

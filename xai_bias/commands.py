@@ -51,9 +51,10 @@ def sample_set_from_args(args: Any, probes: Callable[[], Any]) -> Any:
 
 
 def load_model_from_args(args: Any) -> Any:
+    from .distributed import rank_device
     from .resolve import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype,
+    return load_model(args.model, device=rank_device(args.device), dtype=args.dtype,
                       trust_remote_code=args.trust_remote_code,
                       device_map=getattr(args, "device_map", None))
 

@@ -1,7 +1,7 @@
 """Data-parallel runs under torchrun / accelerate launch, and by hand with ``--shard i/n``.
 
 Under a launcher (``WORLD_SIZE`` > 1 in the environment, as torchrun and accelerate set it)
-each rank runs every ``WORLD_SIZE``-th work item from ``RANK`` on, writes its own trace
+each rank runs the ``RANK``-th of ``WORLD_SIZE`` contiguous blocks of the work items, writes its own trace
 ``OUT.rank{r}-of-{n}.h5``, the ranks meet at a barrier (gloo process group, CPU or GPU alike),
 and rank 0 merges the shard files, in rank order, into ``OUT`` and removes them. With
 ``--resume`` each rank resumes its own shard file. Without a launcher, ``--shard i/n`` runs
@@ -24,6 +24,17 @@ def launcher_world() -> tuple[int, int]:
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def rank_device(device: str) -> str:
+    """``auto`` under a launcher on a GPU machine -> this rank's GPU (``cuda:LOCAL_RANK``)."""
+    if device != "auto" or launcher_world()[1] <= 1:
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0')) % torch.cuda.device_count()}"
+    return device
+
+
 def shard_path(out: Path, rank: int, world: int) -> Path:
     return out.with_name(f"{out.stem}.rank{rank}-of-{world}{out.suffix}")
 
@@ -40,7 +51,7 @@ def run_distributed(vlm: Any, sample_set: Any, config: RunConfig) -> RunSummary 
 
     out = Path(config.out)
     own = shard_path(out, rank, world)
-    if rank == 0 and out.exists() and not (config.overwrite or config.resume):
+    if out.exists() and not (config.overwrite or config.resume):  # every rank refuses alike
         from .errors import OutputError
 
         raise OutputError(f"{out} exists; pass --resume or --overwrite")
@@ -54,7 +65,7 @@ def run_distributed(vlm: Any, sample_set: Any, config: RunConfig) -> RunSummary 
         if rank != 0:
             return None
         shards = [shard_path(out, r, world) for r in range(world)]
-        merge_traces(shards, out, overwrite=True, interleave=True)
+        merge_traces(shards, out, overwrite=True)
         for s in shards:
             s.unlink()
         return replace(summary, out=out)

@@ -4,6 +4,7 @@ local folder (``load_vlm``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 TINY_PREFIX = "tiny:"
@@ -20,6 +21,14 @@ def load_model(name: str, device: str = "auto", dtype: str = "auto",
     from .demo import DEMO_MODELS
 
     path = DEMO_MODELS.get(name, name)
+    if name not in DEMO_MODELS and "/" not in name and not Path(name).exists():
+        # neither a bundled model, nor a local folder, nor an org/name hub id
+        from .registry import Registry
+
+        known: Registry = Registry("model")
+        for key in (*DEMO_MODELS, *(f"{TINY_PREFIX}{f}" for f in _families())):
+            known.register(key, key)
+        known.get(name)
     kwargs = {"device_map": device_map} if device_map else {}
     return load_vlm(str(path), device=device, dtype=dtype, trust_remote_code=trust_remote_code, **kwargs)
 
@@ -37,3 +46,9 @@ def describe_models() -> str:
     for name, path in DEMO_MODELS.items():
         lines.append(f"  {name:18s} {path}")
     return "\n".join(lines)
+
+
+def _families() -> list[str]:
+    from .models import FAMILIES
+
+    return FAMILIES.names()

@@ -99,7 +99,10 @@ class RunSummary:
 
 
 def work_items(samples: Sequence[Sample], config: RunConfig) -> list[WorkItem]:
-    """All (sample, condition) items of this shard, in a fixed order: samples outer."""
+    """All (sample, condition) items of this shard, in a fixed order: samples outer.
+
+    Shard ``i`` of ``n`` is the ``i``-th of ``n`` contiguous blocks of nearly equal size, so the
+    shards concatenated in order are the unsharded run's items in its order."""
     from .options import reduce_options
 
     items = []
@@ -109,7 +112,8 @@ def work_items(samples: Sequence[Sample], config: RunConfig) -> list[WorkItem]:
         for c in config.conditions:
             items.append(WorkItem(s, c, config.mode))
     i, n = config.shard
-    return items[i::n]
+    bounds = [len(items) * k // n for k in range(n + 1)]
+    return items[bounds[i] : bounds[i + 1]]
 
 
 def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
@@ -152,6 +156,7 @@ def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
         "n_layers": spec.n_layers,
         "n_heads": spec.n_heads,
         "settings": json.dumps(settings, sort_keys=True),
+        "skipped_samples": [str(p) for p in getattr(sample_set, "problems", ())],
     }
 
 
@@ -181,13 +186,20 @@ class _StopFlag:
               "(Ctrl-C again to abort now).", file=sys.stderr)
 
 
+def _record_meta(sample: Sample) -> dict[str, Any]:
+    """The sample's metadata plus where its images are (figures lay attention over them)."""
+    meta = dict(sample.meta)
+    meta.setdefault("images", [str(p) for p in sample.images])
+    return meta
+
+
 def _error_record(item: WorkItem, cause: str) -> Record:
     s = item.sample
     return Record(
         sample_id=s.id, condition=item.condition, mode=item.mode, answer=s.answer or "",
         prediction="", correct=False, status=f"error: {cause}",
         option_logprobs=np.full(len(s.options), np.nan, np.float32),
-        role_tokens=np.zeros(N_ROLES, np.int32), meta=dict(s.meta),
+        role_tokens=np.zeros(N_ROLES, np.int32), meta=_record_meta(s),
     )
 
 
@@ -313,7 +325,7 @@ class Runner:
             sample_id=s.id, condition=item.condition, mode=item.mode, answer=answer,
             prediction=prediction, correct=bool(answer) and prediction == answer, status="ok",
             option_logprobs=np.asarray(logprobs, np.float32), role_tokens=enc.roles.counts(),
-            meta=dict(s.meta), input_ids=np.asarray(enc.input_ids, np.int32),
+            meta=_record_meta(s), input_ids=np.asarray(enc.input_ids, np.int32),
             token_roles=np.asarray(enc.roles.role, np.int8), response=response,
             measurements=measurements,
         )

@@ -19,7 +19,7 @@ from .reader import Trace, open_trace
 #: Provenance attributes shown first, in this order.
 _PROVENANCE_ORDER = ("model_id", "model_arch", "dtype", "device", "n_layers", "n_heads", "command",
                      "sample_set", "seed", "versions", "created", "xai_bias_version")
-_HIDDEN = (S.N_RECORDS_ATTR, "schema_version", S.IN_PROGRESS_ATTR)
+_HIDDEN = (S.N_RECORDS_ATTR, "schema_version", S.IN_PROGRESS_ATTR, "skipped_samples")
 
 
 def _with_trace(trace: Trace | str | os.PathLike):
@@ -86,6 +86,7 @@ def describe(trace: Trace | str | os.PathLike) -> dict[str, Any]:
             "datasets": datasets,
             "accuracy": accuracy,
             "problems": problems,
+            "skipped_samples": list(attrs.get("skipped_samples") or []),
         }
     finally:
         if owned:
@@ -240,6 +241,12 @@ def format_description(d: dict[str, Any], max_problems: int = 20) -> str:
                              for p in probs[:max_problems]]))
         if len(probs) > max_problems:
             lines.append(f"  ... and {len(probs) - max_problems} more (--json lists all)")
+    skipped = d.get("skipped_samples") or []
+    if skipped:
+        lines += ["", f"Samples skipped when loading ({len(skipped)}; not in the trace)"]
+        lines += [f"  {s}" for s in skipped[:max_problems]]
+        if len(skipped) > max_problems:
+            lines.append(f"  ... and {len(skipped) - max_problems} more (--json lists all)")
     return "\n".join(lines)
 
 
