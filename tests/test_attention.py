@@ -465,3 +465,28 @@ def test_maps_width_setting_and_trace_roundtrip(tmp_path):
         for name in ("attention/mass", "attention/maps", "attention/map_grid"):
             np.testing.assert_array_equal(t.column(name), np.stack([r[name] for r in rows]))
         assert t.column("attention/mass").shape == (2, vlm.spec.n_layers, vlm.spec.n_heads, N_ROLES)
+
+
+def test_rows_from_2d_padding_mask_match_4d_mask():
+    """Wrapping a flash-style implementation (2-D padding mask + causal + sliding window kwarg)
+    gives the same rows as the 4-D boolean mask sdpa gets."""
+    from xai_bias.instruments.attention import _Observer
+
+    torch.manual_seed(0)
+    B, H, Hkv, T, d = 2, 4, 2, 12, 8
+    q, k = torch.randn(B, H, T, d), torch.randn(B, Hkv, T, d)
+    pad = torch.ones(B, T, dtype=torch.long)
+    pad[1, :4] = 0
+    m4 = torch.tril(torch.ones(T, T, dtype=torch.bool))[None, None] & pad[:, None, None, :].bool()
+    window = torch.arange(T)[None, :] > torch.arange(T)[:, None] - 3
+
+    class Attn:
+        is_causal = True
+
+    obs = _Observer({}, 1, np.zeros((1, 1), np.int64), np.ones((1, 1), bool), np.zeros((B, T)), False, False, 4)
+    rows = torch.tensor([[11, 5], [11, 6]])
+    for m, w in ((m4, None), (m4 & window[None, None], 3)):
+        want = obs._probs(Attn(), q, k, m, rows, 0.3, True, None, None)
+        got = obs._probs(Attn(), q, k, pad, rows, 0.3, True, None, w)
+        assert torch.equal(want, got)
+        np.testing.assert_allclose(want.sum(-1).numpy(), 1.0, atol=1e-6)

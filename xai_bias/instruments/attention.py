@@ -280,46 +280,53 @@ class _Observer:
         return got
 
     # the core: softmax rows for selected query positions -----------------------------------
-    def _probs(self, module, query, key, mask, rows, scaling, causal, softcap, sliding_window):
-        """Float32 softmax rows ``[B, H, n, kv]`` for query positions ``rows`` ``[B, n]``."""
+    def _probs(self, module, query, key, mask, rows, scaling, causal, softcap, sliding_window, kv_stop=None):
+        """Float32 softmax rows ``[B, H, n, kv_stop]`` for query positions ``rows`` ``[B, n]`` over
+        the keys ``[:kv_stop]`` (all keys by default; a caller may cut the keys that the rows
+        cannot see). Masked keys get ``finfo.min`` as in eager attention, so they carry exactly
+        0 and a fully masked row (a padding query) stays finite."""
         import torch
 
         B, Hq, q_len, d = query.shape
         Hkv, kv_len = key.shape[1], key.shape[2]
+        kv = kv_len if kv_stop is None else int(kv_stop)
         n_rep = Hq // Hkv
         n = rows.shape[1]
         q = query.gather(2, rows[:, None, :, None].expand(B, Hq, n, d)).float()
-        k = key.float()
+        k = key[:, :, :kv].float()
         # query heads grouped onto their kv head: [B, Hkv, rep * n, d] @ [B, Hkv, d, kv] (no key copy)
         s = torch.matmul(q.reshape(B, Hkv, n_rep * n, d), k.transpose(-1, -2))  # [B, Hkv, rep*n, kv]
-        s = s.view(B, Hq, n, kv_len) * scaling
+        s = s.view(B, Hq, n, kv).mul_(scaling)
         if softcap is not None:
             s = torch.tanh(s / softcap) * softcap
+        lowest = torch.finfo(torch.float32).min
         if mask is not None and mask.dim() == 4:
-            m = mask[..., :kv_len]
-            m = m.expand(B, m.shape[1], m.shape[2], kv_len)
+            m = mask[..., :kv]
+            m = m.expand(B, m.shape[1], m.shape[2], kv)
             if m.shape[2] == 1:
-                mr = m.expand(B, m.shape[1], n, kv_len)
+                mr = m.expand(B, m.shape[1], n, kv)
             else:
-                mr = m.gather(2, rows[:, None, :, None].expand(B, m.shape[1], n, kv_len))
+                mr = m.gather(2, rows[:, None, :, None].expand(B, m.shape[1], n, kv))
             if mr.dtype == torch.bool:
-                s = s.masked_fill(~mr, float("-inf"))
+                s = s.masked_fill_(~mr, lowest) if mr.shape[1] == Hq or mr.shape[1] == 1 else \
+                    s.masked_fill(~mr, lowest)
             else:
-                s = s + mr.float()
+                s = s.add_(mr.float()).clamp_(min=lowest)
         else:
-            kidx = torch.arange(kv_len, device=s.device)
-            allowed = torch.ones(B, 1, n, kv_len, dtype=torch.bool, device=s.device)
+            kidx = torch.arange(kv, device=s.device)
+            allowed = None
             # queries sit at the end of the keys (no cache: q_len == kv_len)
             qpos = rows + (kv_len - q_len)
             if causal:
-                allowed = allowed & (kidx[None, None, None, :] <= qpos[:, None, :, None])
+                allowed = kidx[None, None, None, :] <= qpos[:, None, :, None]
             if mask is not None and mask.dim() == 2:  # flash-style 2-D padding mask
-                allowed = allowed & mask[:, None, None, -kv_len:].bool()
+                pad = mask[:, mask.shape[-1] - kv_len:][:, None, None, :kv].bool()  # last kv_len keys
+                allowed = pad if allowed is None else allowed & pad
                 if sliding_window:
                     allowed = allowed & (kidx[None, None, None, :] > qpos[:, None, :, None] - sliding_window)
-            s = s.masked_fill(~allowed, float("-inf"))
-        p = torch.softmax(s, dim=-1)
-        return torch.nan_to_num(p, nan=0.0)
+            if allowed is not None:
+                s = s.masked_fill_(~allowed, lowest)
+        return torch.softmax(s, dim=-1)
 
     def observe(self, module, query, key, mask, kwargs) -> None:
         import torch
@@ -367,12 +374,17 @@ class _Observer:
         B, H = query.shape[:2]
         total = torch.zeros(B, N_ROLES, N_ROLES, dtype=torch.float64, device=query.device)
         qroles_off = roles.shape[1] - q_len
-        chunk = self._chunk(B, H, key.shape[2])
+        kv_len = key.shape[2]
+        chunk = self._chunk(B, H, kv_len)
+        # without a mask, a causal row sees no key after itself: cut those keys off the chunk
+        cut = mask is None and args[1]
         for start in range(0, q_len, chunk):
             stop = min(q_len, start + chunk)
             rows = torch.arange(start, stop, device=query.device).expand(B, -1)
-            p = self._probs(module, query, key, mask, rows, *args)  # [B, H, c, kv]
-            per_row = torch.matmul(p, onehot[:, None]).mean(1)  # [B, c, R]
+            kv_stop = stop + (kv_len - q_len) if cut else kv_len
+            p = self._probs(module, query, key, mask, rows, *args, kv_stop=kv_stop)  # [B, H, c, kv_stop]
+            # head mean first (linear), then one [c, kv] @ [kv, R] product per item
+            per_row = torch.matmul(p.mean(1), onehot[:, :kv_stop])  # [B, c, R]
             del p
             q_onehot = onehot[:, qroles_off + start: qroles_off + stop]  # [B, c, R] (0 for padding)
             total += torch.matmul(q_onehot.transpose(1, 2).double(), per_row.double())
