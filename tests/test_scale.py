@@ -266,3 +266,32 @@ def test_no_traceback_for_user_errors(tmp_path):
                           cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 4
     assert "Traceback" not in proc.stderr and "none.h5" in proc.stderr
+
+
+def test_instruments_on_a_model_split_by_device_map(tmp_path):
+    """A device map that offloads a decoder layer (accelerate hooks move its weights in at run
+    time, as for a model spread over GPUs) gives the same records as the unsplit model."""
+    from xai_bias.instruments import MethodSettings
+    from xai_bias.models import load_vlm, tiny_vlm
+    from xai_bias.run import RunConfig, Runner, work_items
+    from xai_bias.samples import load_samples
+
+    folder = tiny_vlm("qwen2_5_vl").save(tmp_path / "model")
+    plain = load_vlm(folder)
+    split = load_vlm(folder, device_map={
+        "model.visual": "cpu", "model.language_model.embed_tokens": "cpu",
+        "model.language_model.layers.0": "cpu", "model.language_model.layers.1": "disk",
+        "model.language_model.norm": "cpu", "model.language_model.rotary_emb": "cpu", "lm_head": "cpu"})
+    assert hasattr(split.layers[1], "_hf_hook")  # really dispatched by accelerate
+    samples = load_samples(write_samples(tmp_path / "s", n=2)).samples
+    config = RunConfig(conditions=("complete", "text_black"),
+                       methods=("attention", "ig", "shapley", "knockout", "logit_lens"),
+                       settings=MethodSettings(ig_steps=8))
+    a = Runner(plain, config).run_batch(work_items(samples, config))
+    b = Runner(split, config).run_batch(work_items(samples, config))
+    for ra, rb in zip(a, b):
+        assert ra.prediction == rb.prediction
+        np.testing.assert_allclose(ra.option_logprobs, rb.option_logprobs, atol=1e-5)
+        assert set(ra.measurements) == set(rb.measurements) and len(ra.measurements) >= 6
+        for name in ra.measurements:
+            np.testing.assert_allclose(ra.measurements[name], rb.measurements[name], atol=1e-4, err_msg=name)
