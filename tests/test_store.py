@@ -627,3 +627,35 @@ def test_store_needs_only_numpy_and_h5py():
         assert not third_party - {""}, (f.name, third_party)
         assert not any(m.startswith("xai_bias.") and not m.startswith(("xai_bias.types", "xai_bias.errors"))
                        for m in mods), f.name
+
+
+def test_ragged_last_axis_grows_and_merges(tmp_path):
+    """Rows like the logit lens's [L, n_options] differ in their last axis between records:
+    the dataset widens to the widest row, shorter rows are NaN-padded, and merge accepts it."""
+    from xai_bias.store import TraceWriter, merge_traces, open_trace
+    from xai_bias.types import Record
+
+    def rec(i: int, n_opt: int) -> Record:
+        lens = np.arange(2 * n_opt, dtype=np.float32).reshape(2, n_opt) + i
+        return Record(sample_id=f"s{i}", condition="complete", mode="direct", answer="A",
+                      prediction="A", correct=True, option_logprobs=np.zeros(n_opt, np.float32),
+                      measurements={"intervention/logit_lens": lens, "attribution/ig_delta": np.float32(i)})
+
+    a, b, out = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "ab.h5"
+    with TraceWriter(a, {"model_id": "m"}) as w:
+        w.append(rec(0, 3))
+        w.append(rec(1, 5))
+        w.append(rec(2, 2))
+    with TraceWriter(b, {"model_id": "m"}) as w:
+        w.append(rec(3, 4))
+    with open_trace(a) as t:
+        lens = t["intervention/logit_lens"]
+        assert lens.shape == (3, 2, 5)
+        np.testing.assert_array_equal(lens[0, :, :3], rec(0, 3).measurements["intervention/logit_lens"])
+        assert np.isnan(lens[0, :, 3:]).all() and np.isnan(lens[2, :, 2:]).all()
+        np.testing.assert_array_equal(t["attribution/ig_delta"], [0, 1, 2])
+    merge_traces([a, b], out)
+    with open_trace(out) as t:
+        lens = t["intervention/logit_lens"]
+        assert lens.shape == (4, 2, 5)
+        np.testing.assert_array_equal(lens[3, :, :4], rec(3, 4).measurements["intervention/logit_lens"])

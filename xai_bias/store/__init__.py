@@ -49,7 +49,9 @@ Instruments add datasets outside /records, one row per record, settings as datas
 
 A measurement dataset is created on first use with the dtype and row shape of the first row;
 rows of records that lack it are filled (NaN for floats, 0 for ints, False for bools), so every
-dataset has one row per record. New datasets may be added; existing names keep their meaning.
+dataset has one row per record. Float rows of two or more axes may differ in their last axis
+between records (e.g. the logit lens's ``[L, n_options]``): the dataset's last axis grows to the
+widest row and shorter rows are NaN-padded, as ``option_logprobs`` is. New datasets may be added; existing names keep their meaning.
 The reader checks the role axis of /records/role_tokens, /attention/mass and /attribution/ig.
 
 Datasets are chunked along R (chunks of about 128 KiB, one record per chunk for large rows)

@@ -9,7 +9,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import OutputError, TraceError
 from . import _schema as S
 from .reader import Trace, open_trace
-from .writer import TraceWriter
+from .writer import TraceWriter, _ragged
 
 #: Root attributes that describe one file rather than the study: kept per source in
 #: ``merged_from``, not compared.
@@ -114,7 +114,8 @@ def _check_compatible(traces: list[Trace]) -> tuple[dict[str, Any], dict[str, di
                     f"cannot merge: settings of /{name} differ ({', '.join(keys)}): {t0.path} has "
                     f"{ {k: a0.get(k) for k in keys} }, {t.path} has { {k: a.get(k) for k in keys} }"
                 )
-            if shape != shape0 or dtype != dtype0:
+            comparable = (shape[:-1], shape0[:-1]) if _ragged(dtype, shape) else (shape, shape0)
+            if comparable[0] != comparable[1] or dtype != dtype0:
                 raise TraceError(
                     f"cannot merge: /{name} rows differ: {t0.path} has {shape0} {dtype0}, "
                     f"{t.path} has {shape} {dtype}"

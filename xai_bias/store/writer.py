@@ -259,12 +259,12 @@ class TraceWriter:
                 ds = self._ds.get(name) or self._create(name, block)
                 shape = ds.shape
                 new_shape = (n + k, *shape[1:])
-                if name == "records/option_logprobs":
-                    width = max(shape[1], block.shape[1])
-                    new_shape = (n + k, width)
-                    if block.shape[1] < width:
-                        full = np.full((k, width), np.nan, np.float32)
-                        full[:, : block.shape[1]] = block
+                if name == "records/option_logprobs" or _ragged(ds.dtype, shape[1:]):
+                    width = max(shape[-1], block.shape[-1])
+                    new_shape = (n + k, *shape[1:-1], width)
+                    if block.shape[-1] < width:
+                        full = np.full((k, *new_shape[1:]), np.nan, block.dtype)
+                        full[..., : block.shape[-1]] = block
                         block = full
                 if shape != new_shape:
                     if shape[0] > n:  # left-overs of a failed write: drop them first
@@ -387,16 +387,24 @@ class TraceWriter:
                 raise TraceError(f"measurement {name!r} names a group in the trace")
             else:
                 shape, dtype = tuple(first.shape), first.dtype
+            if _ragged(dtype, shape):  # e.g. [L, n_options]: the last axis grows, NaN-padded
+                width = max([shape[-1]] + [a.shape[-1] for a in present if a.shape[:-1] == shape[:-1]])
+                shape = (*shape[:-1], width)
             block = np.full((k, *shape), S.fill_value(dtype), dtype)
             for i, a in enumerate(arrays):
                 if a is None:
                     continue
-                if tuple(a.shape) != shape:
+                fits = tuple(a.shape) == shape or (
+                    _ragged(dtype, shape) and a.shape[:-1] == shape[:-1] and a.shape[-1] <= shape[-1])
+                if not fits:
                     raise TraceError(
                         f"record {records[i].key}: measurement {name!r} has shape {tuple(a.shape)}, "
                         f"expected {shape}"
                     )
-                block[i] = a
+                if a.ndim:
+                    block[i][..., : a.shape[-1]] = a
+                else:
+                    block[i] = a
             blocks[name] = block
         return blocks
 
@@ -405,8 +413,9 @@ class TraceWriter:
         row_shape = tuple(block.shape[1:])
         dtype = block.dtype
         rows = S.chunk_rows(row_shape, dtype.itemsize)
+        maxshape = (None, *row_shape[:-1], None) if _ragged(dtype, row_shape) else (None, *row_shape)
         ds = f.create_dataset(
-            name, shape=(self._n, *row_shape), maxshape=(None, *row_shape), dtype=dtype,
+            name, shape=(self._n, *row_shape), maxshape=maxshape, dtype=dtype,
             chunks=(rows, *row_shape), **self._compress,
             fillvalue=S.fill_value(dtype),
         )
@@ -415,6 +424,12 @@ class TraceWriter:
             S.encode_attrs(ds.attrs, pending)
         self._ds[name] = ds
         return ds
+
+
+def _ragged(dtype: np.dtype, row_shape: tuple[int, ...]) -> bool:
+    """Float rows of 2+ axes may differ in their last axis (options per record, say): the
+    dataset's last axis then grows to the widest row and shorter rows are NaN-padded."""
+    return np.dtype(dtype).kind == "f" and len(row_shape) >= 2
 
 
 def _write_rows(ds: h5py.Dataset, start: int, block: np.ndarray) -> None:
