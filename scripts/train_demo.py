@@ -438,7 +438,8 @@ def model_card(name: str, policy: str, info: dict) -> str:
         f"- Seed {info['seed']}; {info['threads']} CPU threads; warm-up {info['warmup_seconds']:.0f} s, "
         f"training {info['train']['seconds']:.0f} s; torch {torch.__version__}.",
         "",
-        "Reproduce: `python scripts/train_demo.py` (both models, about 15 minutes each on 2 CPU cores).",
+        "Trained with `" + ("python scripts/train_demo.py " + info.get("argv", "")).strip() + "`; "
+        "`python scripts/train_demo.py` trains both models with the defaults (about 15 minutes each on 2 CPU cores).",
         "",
     ]
     return "\n".join(lines)
@@ -520,7 +521,8 @@ def main(argv: list[str] | None = None) -> int:
         info = dict(n_params=n_params(vlm.model), vocab_size=len(vlm.tokenizer), seed=args.seed,
                     warmup_steps=args.warmup_steps, batch_size=args.batch_size, warmup_acc=warm_acc,
                     warmup_seconds=warm_s, lr=args.lr, threads=args.threads, train=tr, n_train_items=len(items),
-                    eval_full=ev_full, eval_default=ev_default, eval_full_size=full_size)
+                    eval_full=ev_full, eval_default=ev_default, eval_full_size=full_size,
+                    argv=" ".join(sys.argv[1:] if argv is None else argv))
         path = out_dir / name
         vlm.save(path)
         (path / "README.md").write_text(model_card(name, policy, info), encoding="utf-8")
