@@ -23,6 +23,8 @@ from xai_bias.errors import XaiBiasError
 from probes import load_probes
 
 DEFAULT_OUT = "runs/demo.h5"
+DEFAULT_CONDITIONS = ("complete", "text_white", "image_only")
+DEFAULT_METHODS = ("attention", "shapley")
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -47,9 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--probe", help="a registered probe suite (see `probes`); default hint_conflict")
     src.add_argument("--samples", help="a JSONL sample file (MMMU-Pro field names accepted)")
     a.add_argument("--probe-path", help="data path for probes that read one (e.g. mmmu_pro)")
-    a.add_argument("--conditions", type=_csv, default=("complete",))
+    a.add_argument("--conditions", type=_csv, default=DEFAULT_CONDITIONS,
+                   help=f"comma list (default {','.join(DEFAULT_CONDITIONS)}: the study's three)")
     a.add_argument("--mode", default="direct", choices=("direct", "cot"))
-    a.add_argument("--methods", type=_csv, default=(), help="comma list: attention,ig,shapley,knockout,logit_lens")
+    a.add_argument("--methods", type=_csv, default=DEFAULT_METHODS,
+                   help=f"comma list of attention,ig,shapley,knockout,logit_lens (default "
+                        f"{','.join(DEFAULT_METHODS)}); --methods '' for predictions only")
     a.add_argument("--out", default=DEFAULT_OUT)
     a.add_argument("--limit", type=int)
     a.add_argument("--batch-size", type=int, default=8)

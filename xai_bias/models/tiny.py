@@ -39,6 +39,17 @@ def tiny_vlm(arch: str, seed: int = 0) -> VLM:
     torch.manual_seed(seed)
     model_cls = getattr(transformers, family.model_class)
     model = model_cls(config).eval()
+    _randomise_zero_matrices(model, seed)
     image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
     return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
                model_id=f"tiny:{arch}", device=torch.device("cpu"), dtype=torch.float32)
+
+
+def _randomise_zero_matrices(model: torch.nn.Module, seed: int) -> None:
+    """Give weight matrices that a family initialises to exactly zero (Gemma 3's multimodal
+    projection) small random values, so that a tiny model's image features are not all 0."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if p.dim() >= 2 and not torch.any(p):
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.02)
