@@ -73,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--ig-steps", type=int, default=32)
     a.add_argument("--ig-baseline", default="mean", choices=("mean", "white", "black", "noise"))
     a.add_argument("--ig-batch-size", type=int, default=8)
-    a.add_argument("--groups", type=int, default=2, choices=(2, 3))
+    a.add_argument("--groups", type=int, default=2, choices=(2, 3), help="Shapley groups: 2 image/text, 3 image/question/options")
+    a.add_argument("--shapley-baseline", default="black", choices=("mean", "white", "black", "noise"),
+                   help="what an absent image is for Shapley (absent text is the mean embedding)")
+    a.add_argument("--shapley-value", default="vocab", choices=("vocab", "choice"),
+                   help="explain the letter's log-prob over the vocabulary or among the option letters")
     a.add_argument("--knockout-window", type=int, default=1)
     a.add_argument("--save-maps", action="store_true")
     a.add_argument("--attention-flow", action="store_true")

@@ -331,7 +331,7 @@ def test_shapley_efficiency_on_tiny_vlm(groups):
     vlm = get_vlm()
     batch = make_batch(vlm, 2)
     targets, logp = targets_for(vlm, batch)
-    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=groups))
+    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=groups, shapley_baseline="mean"))
     rows = method.measure(batch, targets)
     for b in range(2):
         item = item_of(vlm, batch, targets, b)
@@ -374,7 +374,7 @@ def test_shapley_condition_image_baseline():
     torch.testing.assert_close(emb[0, img], item.cond[0, img])  # absent image = black image features
     res = modality_shapley(vlm, item, 2, "black")
     assert res.phi.sum() == pytest.approx(res.values[-1] - res.values[0], abs=1e-12)
-    method = METHODS.get("shapley")(vlm, MethodSettings(ig_baseline="black"))
+    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_baseline="black"))
     np.testing.assert_allclose(method.measure(batch, targets)[0]["attribution/shapley"], res.phi, atol=1e-6)
     assert method.dataset_attrs()["attribution/shapley"]["baseline"] == "black"
 
@@ -409,7 +409,7 @@ def test_attribution_every_family(arch):
         assert res.f_input == pytest.approx(float(logp[b, batch.answer_pos, targets[b].token_id]), abs=1e-4)
         gap = res.f_input - res.f_baseline
         assert abs(res.token_signed[0].sum() - gap) <= 0.01 * abs(gap) + 1e-6
-    sh = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=3, ig_baseline="noise")).measure(batch, targets)
+    sh = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=3, shapley_baseline="noise")).measure(batch, targets)
     assert all(np.isfinite(r["attribution/shapley"]).all() for r in sh)
     with torch.no_grad():
         assert torch.equal(forward(vlm, batch), before)  # bit-identical after the instrumented runs

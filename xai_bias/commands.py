@@ -66,6 +66,7 @@ def run_config_from_args(args: Any) -> Any:
     settings = MethodSettings(
         target=args.target, ig_steps=args.ig_steps, ig_baseline=args.ig_baseline,
         ig_internal_batch_size=args.ig_batch_size, shapley_groups=args.groups,
+        shapley_baseline=args.shapley_baseline, shapley_value=args.shapley_value,
         knockout_window=args.knockout_window, save_maps=args.save_maps,
         attention_flow=args.attention_flow, seed=args.seed,
     )

@@ -183,16 +183,28 @@ def final_norm(vlm: Any) -> torch.nn.Module:
     raise AttributeError(f"{type(decoder).__name__} has no final norm (norm / final_layernorm / ln_f)")
 
 
-def target_logprob_fn(vlm: Any, call: DecoderCall, answer_pos: int, token_id: int
-                      ) -> Callable[[torch.Tensor], torch.Tensor]:
+def letter_logprob(logits: torch.Tensor, token_id: int, letter_ids: Sequence[int] = ()) -> torch.Tensor:
+    """``[n, V]`` logits -> ``[n]`` log-prob of ``token_id``: over the vocabulary, or, when
+    ``letter_ids`` are given, over the option letters only (the *choice* log-prob: how the model
+    decides between the options, not whether it answers with a letter at all)."""
+    logits = logits.float()
+    if len(letter_ids):
+        ids = torch.as_tensor(list(letter_ids), device=logits.device)
+        choice = torch.log_softmax(logits[:, ids], dim=-1)
+        return choice[:, list(letter_ids).index(token_id)]
+    return torch.log_softmax(logits, dim=-1)[:, token_id]
+
+
+def target_logprob_fn(vlm: Any, call: DecoderCall, answer_pos: int, token_id: int,
+                      letter_ids: Sequence[int] = ()) -> Callable[[torch.Tensor], torch.Tensor]:
     """f(embeds ``[n, T, D]``) -> ``[n]`` float32: the log-prob of ``token_id`` at ``answer_pos``
-    (log-softmax over the vocabulary), for a batch-1 ``call``."""
+    (``letter_logprob``: over the vocabulary, or over ``letter_ids``), for a batch-1 ``call``."""
     decoder = vlm.decoder
     head = output_head(vlm)
 
     def f(embeds: torch.Tensor) -> torch.Tensor:
         hidden = call.run(decoder, embeds)[:, answer_pos]
-        return torch.log_softmax(head(hidden).float(), dim=-1)[:, token_id]
+        return letter_logprob(head(hidden), token_id, letter_ids)
 
     return f
 
@@ -336,6 +348,7 @@ class ItemInput:
     answer_pos: int
     token_id: int
     cond: torch.Tensor | None = None
+    letter_ids: tuple[int, ...] = ()  # the option letters' ids (for the choice value)
 
 
 class DecoderMethod(Method):
@@ -378,12 +391,15 @@ class DecoderMethod(Method):
             raise ValueError(f"{len(targets)} targets for a batch of {len(batch)}")
         call = self.decoder_call(batch)
         roles = batch.role_matrix()
-        cond = self.condition_embeds(batch, baseline) if baseline in IMAGE_BASELINES else None
+        cond = None
+        if baseline in IMAGE_BASELINES:  # a batch without images has no image to replace
+            has_images = any(k in batch.inputs for k in _PIXEL_KEYS)
+            cond = self.condition_embeds(batch, baseline) if has_images else call.embeds
         out = []
         for b, t in enumerate(targets):
             r = _extend_roles(roles[b], call.embeds.shape[1])
             out.append(ItemInput(call.item(b), r, int(t.answer_pos), int(t.token_id),
-                                 None if cond is None else cond[b : b + 1]))
+                                 None if cond is None else cond[b : b + 1], tuple(t.letter_ids)))
         return out
 
 

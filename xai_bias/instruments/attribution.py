@@ -29,7 +29,11 @@ with ``shapley_groups=3``, from all 2^k coalitions evaluated in batched forward 
 that is absent has the baseline at its positions: the mean embedding, except for the image group
 under a condition-image baseline, which gets that image's vision features. Tokens outside the
 groups (sink, template, generated) are always present. By construction the values sum to
-f(all) − f(none) (efficiency).
+f(all) − f(none) (efficiency). Its baseline is ``shapley_baseline`` (default ``"black"``: an
+absent image is a black image, as in the ablation study's ``text_black``; measured on the demo
+pair, the mean baseline keeps part of the image's information — the mean embedding averages the
+image features in — and understates the image's value). ``shapley_value="choice"`` explains the
+target's log-prob among the option letters instead of over the vocabulary.
 """
 
 from __future__ import annotations
@@ -271,6 +275,9 @@ class IntegratedGradientsMethod(DecoderMethod):
 # exact Shapley values over modality groups
 
 
+SHAPLEY_VALUES = ("vocab", "choice")
+
+
 @dataclass(frozen=True)
 class ShapleyResult:
     """phi: ``[k]`` Shapley values; values: ``[2^k]`` f per coalition (bit j = group j present)."""
@@ -303,12 +310,19 @@ def coalition_embeds(item: ItemInput, groups: Sequence[tuple[str, Sequence[str]]
 
 
 def modality_shapley(vlm: Any, item: ItemInput, n_groups: int = 2, baseline: str = "mean",
-                     batch_size: int | None = None) -> ShapleyResult:
-    """Exact Shapley values of f over the modality groups (``SHAPLEY_GROUPS[n_groups]``)."""
+                     batch_size: int | None = None, value: str = "vocab") -> ShapleyResult:
+    """Exact Shapley values of f over the modality groups (``SHAPLEY_GROUPS[n_groups]``).
+
+    value: "vocab" — f is the target letter's log-prob over the vocabulary; "choice" — over the
+    option letters only (removing a group that the model needs to answer in the expected format
+    at all, e.g. the question, then costs nothing by itself; what counts is which option wins)."""
+    if value not in SHAPLEY_VALUES:
+        raise ValueError(f"shapley value must be one of {', '.join(SHAPLEY_VALUES)}, got {value!r}")
     if n_groups not in SHAPLEY_GROUPS:
         raise ValueError(f"shapley_groups must be one of {sorted(SHAPLEY_GROUPS)}, got {n_groups}")
     groups = SHAPLEY_GROUPS[n_groups]
-    f = _embeds.target_logprob_fn(vlm, item.call, item.answer_pos, item.token_id)
+    letters = item.letter_ids if value == "choice" else ()
+    f = _embeds.target_logprob_fn(vlm, item.call, item.answer_pos, item.token_id, letters)
     emb = coalition_embeds(item, groups, baseline)
     step = max(int(batch_size or emb.shape[0]), 1)
     with torch.no_grad():
@@ -327,8 +341,9 @@ class ShapleyMethod(DecoderMethod):
     def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
         s = self.settings
         out = []
-        for item in self.items(batch, targets, s.ig_baseline):
-            res = modality_shapley(self.vlm, item, s.shapley_groups, s.ig_baseline, batch_size=None)
+        for item in self.items(batch, targets, s.shapley_baseline):
+            res = modality_shapley(self.vlm, item, s.shapley_groups, s.shapley_baseline, batch_size=None,
+                                   value=s.shapley_value)
             out.append({"attribution/shapley": res.phi.astype(np.float32)})
         return out
 
@@ -338,8 +353,9 @@ class ShapleyMethod(DecoderMethod):
         return {"attribution/shapley": {
             "groups": [name for name, _ in groups],
             "group_roles": ["+".join(roles) for _, roles in groups],
-            "baseline": s.ig_baseline,
+            "baseline": s.shapley_baseline,
             "target": s.target,
+            "value": s.shapley_value,
             "exact": True,
             "coalitions": 1 << len(groups),
         }}

@@ -34,6 +34,8 @@ class MethodSettings:
     ig_baseline: str = "mean"  # "mean" | "white" | "black" | "noise"
     ig_internal_batch_size: int = 8
     shapley_groups: int = 2  # 2: image/text · 3: image/question/options
+    shapley_baseline: str = "black"  # absent image = a black image's features; absent text = mean
+    shapley_value: str = "vocab"  # "vocab" | "choice": log-prob over the vocabulary / the option letters
     knockout_window: int = 1
     save_maps: bool = False
     attention_flow: bool = False
