@@ -46,7 +46,8 @@ def test_attribute_then_inspect(tmp_path, capsys):
 def test_mmmu_pro_items_with_skip(tmp_path, mmmu_pro_path, capsys):
     out = tmp_path / "m.h5"
     assert attribute("--samples", str(mmmu_pro_path), "--limit", "20", "--on-error", "skip",
-                     "--out", str(out), "--options", "4") == 0
+                     "--out", str(out), "--options", "4", "--methods", "",
+                     "--conditions", "complete,text_white,image_only") == 0
     with open_trace(out) as t:
         assert t.n_records >= 1
         lp = t["records/option_logprobs"]
