@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import shlex
 import signal
 import struct
 import subprocess
@@ -295,3 +296,31 @@ def test_instruments_on_a_model_split_by_device_map(tmp_path):
         assert set(ra.measurements) == set(rb.measurements) and len(ra.measurements) >= 6
         for name in ra.measurements:
             np.testing.assert_allclose(ra.measurements[name], rb.measurements[name], atol=1e-4, err_msg=name)
+
+
+def test_ctrl_c_stops_after_the_batch_in_flight_and_prints_the_resume_command(tmp_path):
+    samples = write_samples(tmp_path, n=12)
+    ref, out = tmp_path / "ref.h5", tmp_path / "int.h5"
+    assert cli.main(_cmd(samples, ref)) == 0
+    proc = subprocess.Popen([sys.executable, str(REPO / "cli.py"), *_cmd(samples, out)], cwd=REPO,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            with open_trace(out) as t:
+                if t.n_records >= 2:
+                    break
+        except Exception:
+            pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "Traceback" not in stderr
+    resume = next(line.strip() for line in stdout.splitlines() if "--resume" in line)
+    with open_trace(out) as t:
+        assert 2 <= t.n_records < 24 and not t.attrs.get("in_progress")  # closed cleanly
+    argv = shlex.split(resume)[2:]  # drop "python cli.py"
+    assert argv[0] == "attribute" and "--resume" in argv
+    assert cli.main(argv) == 0
+    assert_same_trace(ref, out)
