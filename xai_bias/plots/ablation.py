@@ -19,8 +19,8 @@ from ._common import condition_label, require
 from .data import Source, short_label
 
 TEXT_CONDITIONS = ("text_white", "text_black", "text_noise", "text_only")
-BAR_LABELS = {"complete": "image +\ntext", "text_white": "text +\nwhite image", "text_black": "text +\nblack image",
-              "text_noise": "text +\nnoise image", "text_only": "text\nonly", "image_only": "image\nonly"}
+BAR_LABELS = {"complete": "image\n+ text", "text_white": "text +\nwhite\nimage", "text_black": "text +\nblack\nimage",
+              "text_noise": "text +\nnoise\nimage", "text_only": "text\nonly", "image_only": "image\nonly"}
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import style as S
-from ._common import condition_label, require
+from ._common import legend_below, condition_label, require
 from .data import MissingData, Source, bootstrap_means, lens_probabilities, percentile_ci, short_label
 
 
@@ -109,9 +109,13 @@ def interventions(source: Source, mode: str | None = None, n_bootstrap: int = 10
                 ax.set_ylim(0, min(1.02, max(1e-3, top * 1.15)))
                 ax.set_ylabel("p(answer letter) (probability)")
                 ax.set_title("logit lens")
-            ax.legend(loc="best")
             if n == 2:
                 S.panel_label(ax, "ab"[k])
+        handles, labels = {}, []
+        for ax in axes:  # one legend for both panels, below them, off the curves
+            for h, lab in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(lab, h)
+        legend_below(fig, list(handles.values()), list(handles), ncol=min(len(handles), 5))
         fig.suptitle(f"Interventions · {short_label(source.label)} · {mode}; bands: 95% CI")
     for note in notes:
         add_note(fig, note)
