@@ -104,3 +104,21 @@ def test_models_and_probes_listings(capsys):
     out = capsys.readouterr().out
     for probe in ("hint_conflict", "easy_vqa", "mmmu_pro"):
         assert probe in out
+
+
+def test_chain_of_thought_mode(tmp_path):
+    """cot: generate, parse, and measure at the row that emitted the answer in one pass over
+    prompt + generation; the response and the generated tokens' roles are in the trace."""
+    samples = write_samples(tmp_path, n=2)
+    out = tmp_path / "cot.h5"
+    assert attribute("--samples", str(samples), "--out", str(out), "--mode", "cot",
+                     "--max-new-tokens", "6", "--conditions", "complete",
+                     "--methods", "attention,logit_lens", "--parse-fallback", "random") == 0
+    with open_trace(out) as t:
+        assert set(t["records/mode"]) == {"cot"}
+        assert all(r for r in t["records/response"])  # something was generated
+        assert set(t["records/prediction"]) <= set("ABCD") and all(t["records/prediction"])  # random fallback
+        roles = t["records/token_roles"]
+        assert all((r == 6).sum() >= 1 for r in roles)  # generated tokens carry the generated role
+        assert t.has("attention/mass_generated") and t.has("intervention/logit_lens")
+        np.testing.assert_allclose(t["attention/mass"].sum(-1), 1.0, atol=1e-4)
