@@ -68,7 +68,10 @@ def run_distributed(vlm: Any, sample_set: Any, config: RunConfig) -> RunSummary 
         merge_traces(shards, out, overwrite=True)
         for s in shards:
             s.unlink()
-        return replace(summary, out=out)
+        from .store import open_trace
+
+        with open_trace(out) as merged:  # report the whole run, not rank 0's shard
+            return replace(summary, out=out, written=merged.n_records)
     finally:
         if created:
             dist.destroy_process_group()

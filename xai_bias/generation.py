@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .models import Batch, Encoded, collate
+from .models import Batch, Encoded, collate, letter_logprobs
 from .types import ROLE_INDEX, TokenRoles
 
 # per-token inputs extended for generated tokens, with their value there (None: the token id)
@@ -79,10 +79,6 @@ def emitting_row(batch: Batch, item: int, prompt_len: int, generated: np.ndarray
 
 
 def logprobs_at(vlm, logits: torch.Tensor, rows: Sequence[int], letters: Sequence[Sequence[str]]) -> list[np.ndarray]:
-    """Per item ``[n_letters]`` float32: log-softmax at ``logits[i, rows[i]]`` of each letter's id."""
-    out = []
-    for i, (row, lets) in enumerate(zip(rows, letters)):
-        logp = torch.log_softmax(logits[i, row].float(), dim=-1).cpu()
-        ids = torch.tensor(vlm.letter_token_ids(lets), dtype=torch.long)
-        out.append(logp[ids].numpy().astype(np.float32))
-    return out
+    """Per item ``[n_letters]`` float32: the letters' log-probs at ``logits[i, rows[i]]``."""
+    picked = logits[torch.arange(len(rows), device=logits.device), torch.as_tensor(list(rows), device=logits.device)]
+    return letter_logprobs(vlm, picked, letters)

@@ -19,7 +19,7 @@ import platform
 import shlex
 import signal
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import SampleError, UsageError
 from .instruments import METHODS, MethodSettings, Target, load_methods
-from .types import CONDITIONS, LETTERS, MODES, N_ROLES, ROLES, PromptView, Record, Sample
+from .types import LETTERS, MODES, N_ROLES, ROLES, PromptView, Record, Sample
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,10 @@ class RunConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        for c in self.conditions:
-            if c not in CONDITIONS:
-                from .registry import Registry
+        from .conditions import check_condition
 
-                reg = Registry("condition")
-                for name in CONDITIONS:
-                    reg.register(name, name)
-                reg.get(c)
+        for c in self.conditions:
+            check_condition(c)
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.on_error not in ("stop", "skip"):

@@ -29,18 +29,23 @@ def forward(vlm: VLM, batch: Batch, *, grad: bool = False, last_only: bool = Fal
     return logits
 
 
-def option_logprobs(vlm: VLM, batch: Batch, letters: Sequence[Sequence[str]]) -> list[np.ndarray]:
-    """Per item, ``[n_letters]`` float32 log-probs (log-softmax over the vocabulary at the answer
-    position) of each letter's first answer token."""
-    if len(letters) != len(batch):
-        raise ValueError(f"{len(letters)} letter sets for a batch of {len(batch)}")
-    logits = forward(vlm, batch, last_only=True)[:, -1].float()
-    logp = torch.log_softmax(logits, dim=-1).cpu()
+def letter_logprobs(vlm: VLM, rows: torch.Tensor, letters: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """Logits rows ``[B, V]`` -> per item ``[n_letters]`` float32 log-probs (log-softmax over the
+    vocabulary) of each letter's first answer token."""
+    logp = torch.log_softmax(rows.float(), dim=-1).cpu()
     out = []
     for i, lets in enumerate(letters):
         ids = torch.tensor(vlm.letter_token_ids(lets), dtype=torch.long)
         out.append(logp[i, ids].numpy().astype(np.float32))
     return out
+
+
+def option_logprobs(vlm: VLM, batch: Batch, letters: Sequence[Sequence[str]]) -> list[np.ndarray]:
+    """Per item, ``[n_letters]`` float32 log-probs of the letters at the answer position, from
+    one forward pass (``letter_logprobs``)."""
+    if len(letters) != len(batch):
+        raise ValueError(f"{len(letters)} letter sets for a batch of {len(batch)}")
+    return letter_logprobs(vlm, forward(vlm, batch, last_only=True)[:, -1], letters)
 
 
 def predict(logprobs: np.ndarray, letters: Sequence[str] | None = None) -> str:
