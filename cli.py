@@ -20,6 +20,7 @@ from pathlib import Path
 
 from xai_bias import commands
 from xai_bias.errors import XaiBiasError
+from xai_bias.instruments import runnable_methods
 from probes import load_probes
 
 DEFAULT_OUT = "runs/demo.h5"
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"comma list (default {','.join(DEFAULT_CONDITIONS)}: the study's three)")
     a.add_argument("--mode", default="direct", choices=("direct", "cot"))
     a.add_argument("--methods", type=_csv, default=DEFAULT_METHODS,
-                   help=f"comma list of attention,ig,shapley,knockout,logit_lens (default "
+                   help=f"comma list of {','.join(runnable_methods())} (default "
                         f"{','.join(DEFAULT_METHODS)}); --methods '' for predictions only")
     a.add_argument("--out", default=DEFAULT_OUT)
     a.add_argument("--limit", type=int)
@@ -69,21 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--options", default="all", help="all | 4 (the 'standard 4' setting)")
     a.add_argument("--max-new-tokens", type=int, default=512)
     a.add_argument("--parse-fallback", choices=("random",), default=None)
-    a.add_argument("--target", default="predicted", choices=("predicted", "gold"))
-    a.add_argument("--ig-steps", type=int, default=32)
-    a.add_argument("--ig-baseline", default="mean", choices=("mean", "white", "black", "noise"))
-    a.add_argument("--ig-batch-size", type=int, default=8)
-    a.add_argument("--groups", type=int, default=2, choices=(2, 3), help="Shapley groups: 2 image/text, 3 image/question/options")
-    a.add_argument("--shapley-baseline", default="black", choices=("mean", "white", "black", "noise"),
-                   help="what an absent image is for Shapley (absent text is the mean embedding)")
-    a.add_argument("--shapley-value", default="vocab", choices=("vocab", "choice"),
-                   help="explain the letter's log-prob over the vocabulary or among the option letters")
-    a.add_argument("--knockout-window", type=int, default=1)
-    a.add_argument("--save-maps", action="store_true")
-    a.add_argument("--attention-flow", action="store_true")
+    a.add_argument("--target", default="predicted", choices=("predicted", "gold"),
+                   help="which letter the instruments explain: the predicted one or the gold one")
     a.add_argument("--shard", type=_shard, default=None, help="i/n: run the i-th of n contiguous blocks of the work items (job arrays; merge after)")
     a.add_argument("--trust-remote-code", action="store_true")
     a.add_argument("--no-progress", action="store_true")
+    commands.add_method_flags(a)  # one flag per setting of every registered instrument
 
     i = sub.add_parser("inspect", help="show a trace's provenance, schema, records")
     i.add_argument("path")
@@ -115,10 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("figures", help="render paper figures from traces")
     f.add_argument("paths", nargs="+")
-    f.add_argument("--out", default="figures")
+    f.add_argument("--out", help="output folder (default: next to the first trace, runs/demo.h5 -> runs/demo-figures/)")
     f.add_argument("--format", type=_csv, default=("pdf", "png"))
     f.add_argument("--sample")
     f.add_argument("--bootstrap", type=int, default=1000)
+    f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
 
     m = sub.add_parser("merge", help="merge traces (shards) into one")
     m.add_argument("paths", nargs="+")

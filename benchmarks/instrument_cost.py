@@ -109,14 +109,14 @@ def bench_model(label, vlm, image_size, reps, ig_steps, ibs):
     pred = ids[int(torch.argmax(logp[list(ids)]))]
     targets = [Target(batch.answer_pos, pred, ids)]
     roles = batch.role_matrix()[0]
-    settings = MethodSettings(ig_steps=ig_steps, ig_internal_batch_size=ibs)
+    settings = MethodSettings.build(ig={"steps": ig_steps, "internal_batch_size": ibs})
 
     def run_method(name, **kw):
-        s = MethodSettings(**{**settings.__dict__, **kw})
-        return lambda: METHODS.get(name)(vlm, s).measure(batch, targets)
+        s = MethodSettings.build(ig=settings.of("ig"), **({name: kw} if kw else {}))
+        return lambda: METHODS.get(name).build(vlm, s).measure(batch, targets)
 
     def ig_input():
-        m = METHODS.get("ig")(vlm, settings)
+        m = METHODS.get("ig").build(vlm, settings)
         item = m.items(batch, targets, "mean")[0]
         integrated_gradients(vlm, item, "mean", ig_steps, ibs, layers=False)
 
@@ -128,9 +128,9 @@ def bench_model(label, vlm, image_size, reps, ig_steps, ibs):
         "forward": plain,
         "ig": run_method("ig"),
         "ig_input": ig_input,
-        "shapley2": run_method("shapley", shapley_groups=2),
-        "shapley3": run_method("shapley", shapley_groups=3),
-        "knockout": run_method("knockout", knockout_window=1),
+        "shapley2": run_method("shapley", groups=2),
+        "shapley3": run_method("shapley", groups=3),
+        "knockout": run_method("knockout", window=1, chunk=ibs),
         "logit_lens": run_method("logit_lens"),
     }
     for fn in jobs.values():  # warm-up (nnsight import, captum import, allocator)

@@ -227,8 +227,8 @@ def test_method_direct_and_cot(arch):
     from xai_bias.models import forward
 
     vlm = get_vlm(arch)
-    settings = MethodSettings(save_maps=True, attention_flow=True)
-    method = METHODS.get("attention")(vlm, settings)
+    settings = MethodSettings.build(attention={"save_maps": True, "flow": True})
+    method = METHODS.get("attention").build(vlm, settings)
     assert isinstance(method, AttentionMethod) and method.name == "attention"
     L, H = vlm.spec.n_layers, vlm.spec.n_heads
 
@@ -254,7 +254,7 @@ def test_method_direct_and_cot(arch):
         assert maxerr(row["attention/flow"], flow[b]) < TOL
         assert "attention/mass_generated" not in row
     # without a capture, measure runs its own pass and gets the same numbers
-    again = METHODS.get("attention")(vlm, settings).measure(batch, targets)
+    again = METHODS.get("attention").build(vlm, settings).measure(batch, targets)
     for a, b in zip(rows, again):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
@@ -439,8 +439,8 @@ def test_maps_width_setting_and_trace_roundtrip(tmp_path):
     vlm = get_vlm("qwen2_5_vl")
     batch = make_batch(vlm)
     n_img = min(image_positions(vlm, batch, b).size for b in range(len(batch)))
-    settings = MethodSettings(save_maps=True, extra={"map_width": n_img - 1, "map_max_images": 2})
-    method = METHODS.get("attention")(vlm, settings)
+    settings = MethodSettings.build(attention={"save_maps": True, "map_width": n_img - 1, "map_max_images": 2})
+    method = METHODS.get("attention").build(vlm, settings)
     with method.capture(batch):
         forward(vlm, batch)
     targets = [Target(answer_pos=batch.answer_pos, token_id=0, letter_ids=())] * len(batch)

@@ -104,7 +104,7 @@ def targets_for(vlm, batch, answer_pos=None):
 
 
 def item_of(vlm, batch, targets, b=0, baseline="mean"):
-    return METHODS.get("ig")(vlm, MethodSettings(ig_baseline=baseline)).items(batch, targets, baseline)[b]
+    return METHODS.get("ig").build(vlm, MethodSettings.build(ig={"baseline": baseline})).items(batch, targets, baseline)[b]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,8 +154,8 @@ def test_ig_method_rows_and_stored_delta():
     vlm = get_vlm()
     batch = make_batch(vlm, 2)
     targets, _ = targets_for(vlm, batch)
-    settings = MethodSettings(ig_steps=16, ig_internal_batch_size=8)
-    method = METHODS.get("ig")(vlm, settings)
+    settings = MethodSettings.build(ig={"steps": 16, "internal_batch_size": 8})
+    method = METHODS.get("ig").build(vlm, settings)
     rows = method.measure(batch, targets)
     assert len(rows) == 2
     for b, row in enumerate(rows):
@@ -331,7 +331,7 @@ def test_shapley_efficiency_on_tiny_vlm(groups):
     vlm = get_vlm()
     batch = make_batch(vlm, 2)
     targets, logp = targets_for(vlm, batch)
-    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=groups, shapley_baseline="mean"))
+    method = METHODS.get("shapley").build(vlm, MethodSettings.build(shapley={"groups": groups, "baseline": "mean"}))
     rows = method.measure(batch, targets)
     for b in range(2):
         item = item_of(vlm, batch, targets, b)
@@ -360,7 +360,7 @@ def test_shapley_without_image_gives_image_zero():
     view = PromptView(question="Is it round?", options=("yes", "no"), letters=tuple("AB"), instruction="Answer.")
     batch = collate(vlm, [encode(vlm, view)])
     ids = tuple(vlm.letter_token_ids("AB"))
-    rows = METHODS.get("shapley")(vlm, MethodSettings()).measure(batch, [Target(batch.answer_pos, ids[0], ids)])
+    rows = METHODS.get("shapley").build(vlm, MethodSettings()).measure(batch, [Target(batch.answer_pos, ids[0], ids)])
     assert rows[0]["attribution/shapley"][0] == 0.0
 
 
@@ -374,7 +374,7 @@ def test_shapley_condition_image_baseline():
     torch.testing.assert_close(emb[0, img], item.cond[0, img])  # absent image = black image features
     res = modality_shapley(vlm, item, 2, "black")
     assert res.phi.sum() == pytest.approx(res.values[-1] - res.values[0], abs=1e-12)
-    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_baseline="black"))
+    method = METHODS.get("shapley").build(vlm, MethodSettings.build(shapley={"baseline": "black"}))
     np.testing.assert_allclose(method.measure(batch, targets)[0]["attribution/shapley"], res.phi, atol=1e-6)
     assert method.dataset_attrs()["attribution/shapley"]["baseline"] == "black"
 
@@ -393,7 +393,7 @@ def test_attribution_every_family(arch):
     with torch.no_grad():
         before = forward(vlm, batch)
     L = vlm.spec.n_layers
-    ig = METHODS.get("ig")(vlm, MethodSettings(ig_steps=8, ig_internal_batch_size=8))
+    ig = METHODS.get("ig").build(vlm, MethodSettings.build(ig={"steps": 8, "internal_batch_size": 8}))
     # the scoring forward under capture provides the decoder call (no extra pass needed)
     with ig.capture(batch):
         with torch.no_grad():
@@ -409,7 +409,7 @@ def test_attribution_every_family(arch):
         assert res.f_input == pytest.approx(float(logp[b, batch.answer_pos, targets[b].token_id]), abs=1e-4)
         gap = res.f_input - res.f_baseline
         assert abs(res.token_signed[0].sum() - gap) <= 0.01 * abs(gap) + 1e-6
-    sh = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=3, shapley_baseline="noise")).measure(batch, targets)
+    sh = METHODS.get("shapley").build(vlm, MethodSettings.build(shapley={"groups": 3, "baseline": "noise"})).measure(batch, targets)
     assert all(np.isfinite(r["attribution/shapley"]).all() for r in sh)
     with torch.no_grad():
         assert torch.equal(forward(vlm, batch), before)  # bit-identical after the instrumented runs
@@ -423,13 +423,17 @@ def test_no_captum_or_nnsight_at_import():
 
 
 def test_unknown_baseline_and_groups():
-    vlm = get_vlm()
-    batch = make_batch(vlm, 1)
-    targets, _ = targets_for(vlm, batch)
-    with pytest.raises(ValueError, match="baseline"):
-        METHODS.get("ig")(vlm, MethodSettings(ig_baseline="zero")).measure(batch, targets)
-    with pytest.raises(ValueError, match="shapley_groups"):
-        METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=4)).measure(batch, targets)
+    """Bad settings are refused when the settings are built (before any model work), naming the flag."""
+    from xai_bias.errors import UsageError
+
+    with pytest.raises(UsageError, match="--ig-baseline must be one of mean, white, black, noise"):
+        MethodSettings.build(ig={"baseline": "zero"})
+    with pytest.raises(UsageError, match="--groups must be one of 2, 3"):
+        MethodSettings.build(shapley={"groups": 4})
+    with pytest.raises(UsageError, match="--ig-steps must be a number >= 1"):
+        MethodSettings.build(ig={"steps": 0})
+    with pytest.raises(UsageError, match="--knockout-window must be a number >= 1"):
+        MethodSettings.build(knockout={"window": 0})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -442,7 +446,7 @@ def _image_shapley_share(path, samples) -> float:
     from xai_bias.models import collate, encode, load_vlm, option_logprobs
 
     vlm = load_vlm(str(path), device="cpu", dtype="float32")
-    method = METHODS.get("shapley")(vlm, MethodSettings(shapley_groups=2))
+    method = METHODS.get("shapley").build(vlm, MethodSettings.build(shapley={"groups": 2}))
     shares = []
     for i in range(0, len(samples), 8):
         views = [make_view(s, "complete", "direct") for s in samples[i : i + 8]]

@@ -43,7 +43,7 @@ def estimates(tmp_path_factory):
         # around by the others
         config = RunConfig(out=path, conditions=("complete", "text_white", "image_only"),
                            methods=("attention", "shapley", "knockout"), progress=False,
-                           settings=MethodSettings(knockout_window=KNOCKOUT_WINDOW))
+                           settings=MethodSettings.build(knockout={"window": KNOCKOUT_WINDOW}))
         run_study(load_model(name), sample_set, config)
         out[name] = estimate(path, n_bootstrap=1000, seed=0)
     return out

@@ -73,7 +73,7 @@ def test_knockout_method_windows_and_attrs():
     batch = make_batch(vlm, 2)
     targets, _ = targets_for(vlm, batch)
     L = vlm.spec.n_layers
-    one = METHODS.get("knockout")(vlm, MethodSettings(knockout_window=1)).measure(batch, targets)
+    one = METHODS.get("knockout").build(vlm, MethodSettings.build(knockout={"window": 1})).measure(batch, targets)
     for b in range(2):
         row = one[b]["intervention/knockout"]
         assert row.shape == (L,) and row.dtype == np.float32 and np.isfinite(row).all()
@@ -83,7 +83,7 @@ def test_knockout_method_windows_and_attrs():
         small = knockout(vlm, item.call, item.roles, item.answer_pos, item.token_id, window=1, chunk=2)
         np.testing.assert_allclose(row, ref, atol=1e-6)
         np.testing.assert_allclose(small, ref, atol=1e-5)
-    method = METHODS.get("knockout")(vlm, MethodSettings(knockout_window=L))
+    method = METHODS.get("knockout").build(vlm, MethodSettings.build(knockout={"window": L}))
     full = method.measure(batch, targets)
     item = item_of(vlm, batch, targets, 0)
     assert full[0]["intervention/knockout"][0] == pytest.approx(by_hand_knockout(vlm, item), abs=1e-5)
@@ -99,7 +99,7 @@ def test_knockout_without_image_tokens_is_zero():
     view = PromptView(question="Is it round?", options=("yes", "no"), letters=tuple("AB"), instruction="Answer.")
     batch = collate(vlm, [encode(vlm, view)])
     ids = tuple(vlm.letter_token_ids("AB"))
-    rows = METHODS.get("knockout")(vlm, MethodSettings()).measure(batch, [Target(batch.answer_pos, ids[0], ids)])
+    rows = METHODS.get("knockout").build(vlm, MethodSettings()).measure(batch, [Target(batch.answer_pos, ids[0], ids)])
     assert np.all(rows[0]["intervention/knockout"] == 0)
 
 
@@ -124,7 +124,7 @@ def test_logit_lens_last_layer_equals_model_every_family(arch):
     targets, _ = targets_for(vlm, batch)
     with torch.no_grad():
         before = forward(vlm, batch)
-    method = METHODS.get("logit_lens")(vlm, MethodSettings())
+    method = METHODS.get("logit_lens").build(vlm, MethodSettings())
     rows = method.measure(batch, targets)
     own = option_logprobs(vlm, batch, [v.letters for v in VIEWS[:2]])
     for b in range(2):
@@ -132,7 +132,7 @@ def test_logit_lens_last_layer_equals_model_every_family(arch):
         assert lens.shape == (vlm.spec.n_layers, len(VIEWS[b].letters)) and lens.dtype == np.float32
         np.testing.assert_allclose(lens[-1], own[b], atol=1e-5)
         assert np.all(lens <= 0)
-    ko = METHODS.get("knockout")(vlm, MethodSettings()).measure(batch, targets)
+    ko = METHODS.get("knockout").build(vlm, MethodSettings()).measure(batch, targets)
     assert all(np.isfinite(r["intervention/knockout"]).all() for r in ko)
     # nnsight's controllers are gone and the logits are bit-identical
     assert not any("forward" in m.__dict__ for m in vlm.decoder.modules())

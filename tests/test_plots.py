@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from xai_bias.plots import style as S
 from xai_bias.types import LETTERS, N_ROLES, ROLE_INDEX, Record
 
 L, H, GRID = 6, 4, (4, 4)
@@ -195,7 +196,7 @@ def test_comparison_overlays_traces_labelled_by_model(traces, tmp_path):
 def test_comparison_figures_name_the_models(traces):
     from xai_bias.plots import ablation, layer_contributions, open_sources
 
-    sources, _ = open_sources([traces["biased"], traces["balanced"]], n_bootstrap=0)
+    sources = open_sources([traces["biased"], traces["balanced"]], n_bootstrap=0)
     for fig in (layer_contributions(sources), ablation(sources)):
         texts = [t.get_text() for t in fig.findobj(lambda a: hasattr(a, "get_text"))]
         assert any("demo-biased" in t for t in texts) and any("demo-balanced" in t for t in texts)
@@ -205,10 +206,10 @@ def test_every_axis_is_labelled(traces):
     from xai_bias.plots import (ablation, delta_per_layer, head_map, image_overlays, interventions,
                                 layer_contributions, method_agreement, open_sources)
 
-    sources, _ = open_sources([traces["biased"]], n_bootstrap=0)
+    sources = open_sources([traces["biased"]], n_bootstrap=0)
     s = sources[0]
     for fig in (layer_contributions(sources), delta_per_layer(sources), head_map(s), image_overlays(s),
-                interventions(s, n_bootstrap=0), ablation(sources), method_agreement(s)):
+                interventions(s), ablation(sources), method_agreement(s)):
         for ax in fig.axes:
             if not ax.get_visible() or not ax.axison:
                 continue
@@ -279,23 +280,66 @@ def test_cli_figures_command(tmp_path, capsys):
 
     p = make_trace(tmp_path / "records_only.h5", methods=(), conditions=("complete", "image_only"), n=4)
     args = argparse.Namespace(paths=[str(p)], out=str(tmp_path / "figs"), format=("png",), sample=None,
-                              bootstrap=0)
+                              bootstrap=0, seed=0)
     assert cmd_figures(args) == 0
     out = capsys.readouterr().out
     assert "wrote" in out and "note: skipped fig1_layers" in out
     assert [q.name for q in (tmp_path / "figs").iterdir()] == ["fig6_ablation.png"]
 
 
-def test_fallback_estimate_when_the_estimator_fails(traces, tmp_path):
+def test_a_failing_estimate_is_an_error_not_a_second_estimator(traces, tmp_path):
+    """Regression (issue 12.4): figures had a private estimator that silently took over when
+    ``estimate`` raised, with other rules. Now the error surfaces and nothing is drawn."""
     from xai_bias.plots import render_all
 
     def broken(trace, **kw):
         raise RuntimeError("boom")
 
-    res = render_all([traces["biased"]], out=tmp_path, formats=("png",), n_bootstrap=NB, estimator=broken,
-                     only=("fig1_layers", "fig2_delta", "fig7_agreement"))
-    assert any("estimate failed" in n and "boom" in n for n in res.notes), res.notes
-    assert sorted(p.stem for p in res.written) == ["fig1_layers", "fig2_delta", "fig7_agreement"], res.notes
+    with pytest.raises(RuntimeError, match="boom"):
+        render_all([traces["biased"]], out=tmp_path / "out", formats=("png",), n_bootstrap=NB, estimator=broken)
+    assert not (tmp_path / "out").exists()
+
+
+def test_figures_draw_the_estimate_and_pass_the_seed(traces, tmp_path):
+    """The plotted layer shares are the estimate's numbers, and --seed reaches its bootstrap."""
+    from xai_bias.estimate import estimate
+    from xai_bias.plots import layer_contributions, open_sources, render_all
+
+    seen = []
+
+    def spy(trace, **kw):
+        seen.append(kw)
+        return estimate(trace, **kw)
+
+    render_all([traces["biased"]], out=tmp_path, formats=("png",), n_bootstrap=7, seed=123, estimator=spy,
+               only=("fig1_layers",))
+    assert seen == [{"n_bootstrap": 7, "seed": 123}]
+    (src,) = open_sources([traces["biased"]], n_bootstrap=0)
+    fig = layer_contributions([src])
+    for ax in fig.axes:
+        title = ax.get_title()
+        method = next((t.method for t in src.estimate.tables if t.condition == "complete"
+                       and S.method_label(t.method) == title), None)
+        if method is None:
+            continue
+        t = src.estimate.table(method, "complete", "direct")
+        image_line = ax.get_lines()[0]
+        np.testing.assert_allclose(image_line.get_ydata(), 100 * t.share[:, 0])
+
+
+def test_figures_default_folder_is_next_to_the_trace(traces, tmp_path, capsys):
+    """Regression (issue 12.5): `figures runs/demo.h5` wrote into the repository's figures/."""
+    import shutil
+
+    import cli
+
+    trace = tmp_path / "runs" / "demo.h5"
+    trace.parent.mkdir()
+    shutil.copy(traces["biased"], trace)
+    assert cli.main(["figures", str(trace), "--format", "png", "--bootstrap", "0"]) == 0
+    out = tmp_path / "runs" / "demo-figures"
+    assert (out / "fig1_layers.png").is_file()
+    assert f"wrote {out}" in capsys.readouterr().out
 
 
 def test_svg_is_deterministic_too(traces, tmp_path):

@@ -287,7 +287,7 @@ def test_instruments_on_a_model_split_by_device_map(tmp_path):
     samples = load_samples(write_samples(tmp_path / "s", n=2)).samples
     config = RunConfig(conditions=("complete", "text_black"),
                        methods=("attention", "ig", "shapley", "knockout", "logit_lens"),
-                       settings=MethodSettings(ig_steps=8))
+                       settings=MethodSettings.build(ig={"steps": 8}))
     a = Runner(plain, config).run_batch(work_items(samples, config))
     b = Runner(split, config).run_batch(work_items(samples, config))
     for ra, rb in zip(a, b):

@@ -59,17 +59,46 @@ def load_model_from_args(args: Any) -> Any:
                       device_map=getattr(args, "device_map", None))
 
 
+def add_method_flags(parser: Any) -> None:
+    """One flag per settings field of every registered instrument (``MethodSpec.flags``), with
+    the field's help text, default, type and choices (the registry is the only source)."""
+    import argparse
+
+    from .instruments import METHODS, load_methods
+
+    for name, spec in load_methods().items():
+        if not spec.runnable or not spec.flags():
+            continue
+        group = parser.add_argument_group(f"{name} ({spec.label})")
+        for dest, options, f in spec.flags():
+            meta, default = f.metadata, f.default
+            help_text = f"{meta.get('help', '')} (default {default})"
+            if isinstance(default, bool):
+                action = argparse.BooleanOptionalAction if default else "store_true"
+                group.add_argument(*options, dest=dest, action=action, default=default, help=help_text)
+                continue
+            choices = meta.get("choices")
+            group.add_argument(*options, dest=dest, type=type(default), default=default, help=help_text,
+                               choices=choices, metavar=None if choices else type(default).__name__.upper())
+
+
+def method_settings_from_args(args: Any) -> Any:
+    """``MethodSettings`` from the parsed flags: every instrument's settings are built (and so
+    validated: a bad value is a UsageError before any data or model is loaded)."""
+    from .instruments import METHODS, MethodSettings, load_methods
+
+    per_method = {}
+    for name, spec in load_methods().items():
+        if spec.runnable:
+            values = {f.name: getattr(args, dest, f.default) for dest, _, f in spec.flags()}
+            per_method[name] = spec.settings(**values)
+    return MethodSettings(target=args.target, seed=args.seed, per_method=per_method)
+
+
 def run_config_from_args(args: Any) -> Any:
-    from .instruments import MethodSettings
     from .run import RunConfig
 
-    settings = MethodSettings(
-        target=args.target, ig_steps=args.ig_steps, ig_baseline=args.ig_baseline,
-        ig_internal_batch_size=args.ig_batch_size, shapley_groups=args.groups,
-        shapley_baseline=args.shapley_baseline, shapley_value=args.shapley_value,
-        knockout_window=args.knockout_window, save_maps=args.save_maps,
-        attention_flow=args.attention_flow, seed=args.seed,
-    )
+    settings = method_settings_from_args(args)
     return RunConfig(
         out=Path(args.out), conditions=tuple(args.conditions), mode=args.mode,
         methods=tuple(args.methods), limit=args.limit, batch_size=args.batch_size, seed=args.seed,
@@ -101,7 +130,8 @@ def cmd_attribute(args: Any, probes: Callable[[], Any]) -> int:
         print(f"stopped early; resume with:\n  {summary.resume_command}")
         return 130
     print(f"look at it with:\n  python cli.py inspect {summary.out}\n"
-          f"  python cli.py estimate {summary.out}\n  python cli.py figures {summary.out}")
+          f"  python cli.py estimate {summary.out}\n  python cli.py figures {summary.out}"
+          f"   # into {default_figures_dir(summary.out)}/")
     return 0
 
 
@@ -174,11 +204,20 @@ def cmd_consistency(args: Any) -> int:
 
 
 # -- figures --------------------------------------------------------------------------------
+def default_figures_dir(trace: str | Path) -> Path:
+    """Where ``figures`` writes by default: next to the (first) trace, ``runs/demo.h5`` ->
+    ``runs/demo-figures/`` (the repository's ``figures/`` is written only by the script that
+    makes the README's figures)."""
+    trace = Path(trace)
+    return trace.with_name(f"{trace.stem}-figures")
+
+
 def cmd_figures(args: Any) -> int:
     from .plots import render_all
 
-    result = render_all(args.paths, out=Path(args.out), formats=tuple(args.format),
-                        sample=args.sample, n_bootstrap=args.bootstrap)
+    out = Path(args.out) if args.out else default_figures_dir(args.paths[0])
+    result = render_all(args.paths, out=out, formats=tuple(args.format), sample=args.sample,
+                        n_bootstrap=args.bootstrap, seed=args.seed)
     for path in result.written:
         print(f"wrote {path}")
     for note in result.notes:

@@ -1,4 +1,10 @@
-"""Missing-modality conditions: what the model is shown for one sample (DESIGN.md table).
+"""Missing-modality conditions as registered data: what the model is shown for one sample.
+
+A ``Condition`` names how its images are built from the sample, which modality it removes
+relative to ``complete`` (the ablation study pairs each condition with ``complete`` by that), what
+text is shown, and its label. The runner (``make_view``), the estimator's ablation, Tables 1 and 2
+and the figures all read the registry ``CONDITION_REGISTRY``; to add a condition, write one
+``register_condition(Condition(...))`` (docs/CONTRACTS.md). The built-ins (DESIGN.md table):
 
 - ``complete``: the sample's images, question + options.
 - ``text_white`` / ``text_black``: images of the same sizes, every pixel 255 / 0.
@@ -11,10 +17,11 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib.util
 import re
-import difflib
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -23,7 +30,7 @@ import numpy as np
 
 from .errors import UnknownNameError
 from .registry import Registry
-from .types import CONDITIONS, LETTERS, MODES, PromptView, Sample
+from .types import CONDITIONS, LETTERS, MODALITIES, MODES, PromptView, Sample
 
 DIRECT_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 COT_INSTRUCTION = (
@@ -96,22 +103,103 @@ def _none(sample: Sample, seed: int) -> list:
     return []
 
 
-CONDITION_BUILDERS: Registry = Registry("condition")
-for _name, _fn in (("complete", _complete), ("text_white", _filled(255)), ("text_black", _filled(0)),
-                   ("text_noise", _noise), ("image_only", _image_only), ("text_only", _none)):
-    CONDITION_BUILDERS.register(_name, _fn)
-assert tuple(CONDITION_BUILDERS) == CONDITIONS
+#: what text a condition shows: the question and options ("standard") or only the image-only
+#: prompt, the question being inside the image ("vision", MMMU-Pro's vision setting)
+TEXT_MODES = ("standard", "vision")
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One registered condition (data; see the module docstring).
+
+    images: (sample, seed) -> the PIL RGB images shown, in placeholder order ([] for none).
+    removes: the modality this condition removes relative to ``complete`` (a key of
+      ``types.MODALITIES`` other than "other"), or None for ``complete`` itself / a condition
+      that removes nothing; the ablation pairs every removing condition with ``complete``.
+    text: ``"standard"`` (question + options; ``<image N>`` placeholders are dropped when no
+      image is shown) or ``"vision"`` (only the image-only prompt).
+    label: how tables and figures name it ("text + white image"); color: a figure colour (None:
+      the next colour of the palette).
+    """
+
+    name: str
+    label: str
+    images: Callable[[Sample, int], list]
+    removes: str | None = None
+    text: str = "standard"
+    color: str | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.removes is not None and (self.removes not in MODALITIES or self.removes == "other"):
+            raise ValueError(f"condition {self.name!r}: removes={self.removes!r} is not a modality "
+                             f"({', '.join(m for m in MODALITIES if m != 'other')})")
+        if self.text not in TEXT_MODES:
+            raise ValueError(f"condition {self.name!r}: text={self.text!r} not in {TEXT_MODES}")
+
+
+CONDITION_REGISTRY: Registry[Condition] = Registry("condition")
+
+
+def register_condition(condition: Condition) -> Condition:
+    """Add ``condition`` to ``CONDITION_REGISTRY`` (a name already registered is an error)."""
+    return CONDITION_REGISTRY.register(condition.name, condition)
+
+
+for _c in (
+    Condition("complete", "image + text", _complete, None, color="#0072B2",
+              description="the sample's images, question + options"),
+    Condition("text_white", "text + white image", _filled(255), "image", color="#56B4E9",
+              description="images of the same sizes, every pixel 255"),
+    Condition("text_black", "text + black image", _filled(0), "image", color="#000000",
+              description="images of the same sizes, every pixel 0"),
+    Condition("text_noise", "text + noise image", _noise, "image", color="#999999",
+              description="same sizes, uniform noise seeded by (seed, sample id)"),
+    Condition("image_only", "image only", _image_only, "text", text="vision", color="#009E73",
+              description="the vision screenshot (or the question rendered into an image) and the "
+                          "image-only prompt"),
+    Condition("text_only", "text only", _none, "image", color="#E69F00",
+              description="no image; placeholders removed"),
+):
+    register_condition(_c)
+assert tuple(CONDITION_REGISTRY)[: len(CONDITIONS)] == CONDITIONS
+
+
+def get_condition(name: str) -> Condition:
+    """The registered condition ``name`` (UnknownNameError with a did-you-mean hint)."""
+    return CONDITION_REGISTRY.get(name)
 
 
 def check_condition(condition: str) -> str:
     """Return ``condition`` or raise UnknownNameError with a did-you-mean hint."""
-    CONDITION_BUILDERS.get(condition)
+    get_condition(condition)
     return condition
+
+
+def condition_names() -> list[str]:
+    """Every registered condition, in registration order (the display order of tables/figures)."""
+    return CONDITION_REGISTRY.names()
+
+
+def condition_order(names) -> list[str]:
+    """``names`` in registration order, unknown names (e.g. from another harness) last, sorted."""
+    have = set(names)
+    known = [c for c in CONDITION_REGISTRY.names() if c in have]
+    return known + sorted(have - set(known))
+
+
+def removes(condition: str) -> str | None:
+    """The modality ``condition`` removes relative to ``complete`` (None: unknown or none)."""
+    return CONDITION_REGISTRY.get(condition).removes if condition in CONDITION_REGISTRY else None
+
+
+def condition_label(condition: str) -> str:
+    return CONDITION_REGISTRY.get(condition).label if condition in CONDITION_REGISTRY else condition
 
 
 def condition_images(sample: Sample, condition: str, seed: int = 0) -> list:
     """The images (PIL RGB) shown under ``condition``, in placeholder order."""
-    return CONDITION_BUILDERS.get(condition)(sample, seed)
+    return get_condition(condition).images(sample, seed)
 
 
 @lru_cache(maxsize=8)
@@ -210,20 +298,22 @@ def make_view(sample: Sample, condition: str, mode: str = "direct", seed: int = 
         close = difflib.get_close_matches(str(mode), MODES, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown mode {mode!r}.{hint} Available: {', '.join(MODES)}.")
-    images = tuple(condition_images(sample, condition, seed))
+    cond = get_condition(condition)
+    images = tuple(cond.images(sample, seed))
     letters = sample.letters
-    if condition == "image_only":
+    if cond.text == "vision":
         instruction = IMAGE_ONLY_PROMPT if mode == "direct" else IMAGE_ONLY_COT_INSTRUCTION
         return PromptView("", (), letters, instruction, images, sample.id, condition, mode)
     instruction = DIRECT_INSTRUCTION if mode == "direct" else COT_INSTRUCTION
     question = sample.question
-    if condition == "text_only":
+    if not images:
         question = _PLACEHOLDER.sub(" ", question).strip()
     return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode)
 
 
 __all__ = [
     "DIRECT_INSTRUCTION", "COT_INSTRUCTION", "IMAGE_ONLY_PROMPT", "IMAGE_ONLY_COT_INSTRUCTION",
-    "CONDITION_BUILDERS", "check_condition", "condition_images", "render_question_image",
-    "make_view", "stable_seed",
+    "Condition", "CONDITION_REGISTRY", "register_condition", "get_condition", "check_condition",
+    "condition_names", "condition_order", "condition_label", "removes", "condition_images",
+    "render_question_image", "make_view", "stable_seed",
 ]

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from .answers import parse_choice
 from .errors import SampleError, UsageError
 from .samples import parse_options
-from .types import CONDITIONS, LETTERS
+from .types import LETTERS
 
 
 @dataclass(frozen=True)
@@ -142,9 +142,11 @@ def load_predictions(path: str | Path, condition: str | None = None, mode: str =
 
 
 def _cond_order(names: Iterable[str], first: str = "complete") -> list[str]:
+    """``names`` with ``first`` first, then in the condition registry's order (unknown last)."""
+    from .conditions import condition_order
+
     names = set(names)
-    order = [first] + [c for c in CONDITIONS if c != first] + sorted(names - set(CONDITIONS) - {first})
-    return [c for c in order if c in names]
+    return ([first] if first in names else []) + [c for c in condition_order(names) if c != first]
 
 
 def _index(preds: list[Prediction]) -> dict[tuple[str, str], dict[str, dict[str, Prediction]]]:

@@ -70,7 +70,10 @@ class RunConfig:
             raise UsageError(f"--shard {i}/{n}: need 0 <= i < n")
         load_methods()
         for m in self.methods:
-            METHODS.get(m)
+            if not METHODS.get(m).runnable:
+                runnable = ", ".join(n for n, spec in METHODS.items() if spec.runnable)
+                raise UsageError(f"method {m!r} is computed by 'estimate' from the records, not measured "
+                                 f"by 'attribute' (instruments: {runnable})")
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
         "options": config.options,
         "max_new_tokens": config.max_new_tokens if config.mode == "cot" else 0,
         "parse_fallback": config.parse_fallback or "",
-        "method_settings": {k: v for k, v in config.settings.__dict__.items() if k != "extra"},
+        "method_settings": config.settings.describe(config.methods),
     }
     return {
         "model_id": vlm.model_id,
@@ -211,7 +214,7 @@ class Runner:
         config.validate()
         self.vlm = vlm
         self.config = config
-        self.methods = [METHODS.get(name)(vlm, config.settings) for name in config.methods]
+        self.methods = [METHODS.get(name).build(vlm, config.settings) for name in config.methods]
 
     # -- one batch ------------------------------------------------------------------------
     def _encode(self, items: Sequence[WorkItem]) -> tuple[list[tuple[WorkItem, PromptView, Any]], list[Record]]:
@@ -347,7 +350,7 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
     stop = _StopFlag()
     with TraceWriter(out, provenance(vlm, sample_set, config), resume=config.resume,
                      overwrite=config.overwrite) as writer:
-        for name, attrs in (a for m in runner.methods for a in m.dataset_attrs().items()):
+        for name, attrs in dataset_attrs(config.methods, runner.methods).items():
             writer.set_dataset_attrs(name, **attrs)
         done = writer.done_keys() if config.resume else set()
         # batches are cut from the full item list, so a resumed run computes every record in
@@ -375,6 +378,18 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
     if stop.stop:
         resume_cmd = _resume_command(config.command)
     return RunSummary(out, written, len(items) - n_todo, failed, stop.stop, resume_cmd)
+
+
+def dataset_attrs(names: Sequence[str], methods: Sequence[Any]) -> dict[str, dict[str, Any]]:
+    """Attributes of every dataset the methods may write: what each ``DatasetSpec`` declares
+    (method, units, role / layer axes) plus the method's own settings attributes."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, method in zip(names, methods):
+        for d in METHODS.get(name).datasets:
+            out[d.name] = d.attrs(name)
+        for ds, attrs in method.dataset_attrs().items():
+            out.setdefault(ds, {}).update(attrs)
+    return out
 
 
 def _resume_command(command: str) -> str:

@@ -26,35 +26,18 @@ from typing import Any, Sequence
 import numpy as np
 
 from ..errors import TraceError, UnknownNameError, UsageError
-from ..types import CONDITIONS, MODES, ROLES
+from ..types import MODES, ROLES
 from . import contributions as cb
 from .bootstrap import group_rng, nan_mean, percentile_ci, resample_counts, resampled_means, spearman
-from .results import (MODALITY_COLUMNS, AblationRow, Agreement, Estimate, LensCurve, ModalityTable,
-                      Overall, Suppression)
+from .results import (MODALITY_COLUMNS, AccuracyStat, Agreement, Estimate, ModalityTable, Overall, Suppression)
 from .suppression import suppression_interval, suppression_layers
 
-#: schema version this estimator understands (a newer trace is refused)
-try:  # the store owns the constant
-    from ..store._schema import SCHEMA_VERSION as _SCHEMA_VERSION
-except Exception:  # pragma: no cover - store not importable
-    _SCHEMA_VERSION = 1
 
-METHOD_NAMES: tuple[str, ...] = ("attention", "ig", "shapley", "knockout", "logit_lens", "ablation")
+def method_names() -> list[str]:
+    """Every registered method (``xai_bias.instruments.METHODS``), in registration order."""
+    from ..instruments.base import load_methods
 
-#: trace datasets each method needs
-NEEDS: dict[str, tuple[str, ...]] = {
-    "attention": ("attention/mass",),
-    "ig": ("attribution/ig",),
-    "shapley": ("attribution/shapley",),
-    "knockout": ("intervention/knockout",),
-    "logit_lens": ("intervention/logit_lens",),
-    "ablation": ("records/option_logprobs",),
-}
-
-#: methods whose verdict is causal (they change the input or the computation)
-CAUSAL = ("shapley", "ablation")
-#: methods that read the forward pass without intervening (their verdict is compared with the causal ones)
-OBSERVATIONAL = (("attention", "mass"), ("attention", "per_token"), ("ig", "|ig| share"))
+    return load_methods().names()
 
 
 def estimate(
@@ -72,8 +55,8 @@ def estimate(
 ) -> Estimate:
     """Estimate modality contributions from a trace (an open ``Trace`` or a path to one).
 
-    methods: "all" (every method the trace holds) or names among attention, ig, shapley,
-    knockout, logit_lens, ablation; a named method whose datasets are absent is refused.
+    methods: "all" (every registered method whose datasets the trace holds) or names of
+    registered methods (``method_names()``); a named method whose datasets are absent is refused.
     condition / mode: restrict to these (None = all present). include_other: count sink +
     template in the shares. per_token: also report attention per token. n_bootstrap: resamples
     (0 = no intervals). suppression_fraction: the suppression rule's fraction of the peak.
@@ -90,34 +73,27 @@ def estimate(
     if not 0.0 < alpha < 1.0:
         raise UsageError(f"alpha must lie in (0, 1), got {alpha}")
     names = _method_names(methods)
+    args = (names, methods == "all", condition, mode, include_other, per_token, int(n_bootstrap), int(seed),
+            float(suppression_fraction), target, float(alpha))
     if isinstance(trace, (str, os.PathLike)):
         from ..store import open_trace
 
-        source = os.fspath(trace)
-        opened = open_trace(trace)
-        try:
-            return _Estimator(opened, source, names, methods == "all", condition, mode, include_other,
-                              per_token, int(n_bootstrap), int(seed), float(suppression_fraction),
-                              target, float(alpha)).run()
-        finally:
-            close = getattr(opened, "close", None)
-            if callable(close):
-                close()
-    source = str(getattr(trace, "path", "") or "<trace>")
-    return _Estimator(trace, source, names, methods == "all", condition, mode, include_other, per_token,
-                      int(n_bootstrap), int(seed), float(suppression_fraction), target, float(alpha)).run()
+        with open_trace(trace) as opened:
+            return _Estimator(opened, os.fspath(trace), *args).run()
+    return _Estimator(trace, str(getattr(trace, "path", "") or "<trace>"), *args).run()
 
 
 def _method_names(methods: str | Sequence[str]) -> list[str]:
+    known = method_names()
     if isinstance(methods, str):
-        items = list(METHOD_NAMES) if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
+        items = list(known) if methods == "all" else [m.strip() for m in methods.split(",") if m.strip()]
     else:
         items = list(methods)
     for m in items:
-        if m not in METHOD_NAMES:
-            close = difflib.get_close_matches(m, METHOD_NAMES, n=2, cutoff=0.5)
+        if m not in known:
+            close = difflib.get_close_matches(m, known, n=2, cutoff=0.5)
             hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-            raise UnknownNameError(f"unknown method {m!r}.{hint} Available: {', '.join(METHOD_NAMES)}, all.")
+            raise UnknownNameError(f"unknown method {m!r}.{hint} Available: {', '.join(known)}, all.")
     return list(dict.fromkeys(items))
 
 
@@ -130,12 +106,18 @@ def _as_set(x: str | Sequence[str] | None) -> set[str] | None:
 
 
 def _order_key(cond: str, mode: str) -> tuple:
-    ci = CONDITIONS.index(cond) if cond in CONDITIONS else len(CONDITIONS)
+    from ..conditions import CONDITION_REGISTRY
+
+    names = CONDITION_REGISTRY.names()
+    ci = names.index(cond) if cond in names else len(names)
     mi = MODES.index(mode) if mode in MODES else len(MODES)
     return (ci, cond, mi, mode)
 
 
 class _Estimator:
+    """Runs the estimate and is the ``EstimatorView`` the methods' contribution functions read
+    (``contributions.EstimatorView``: record columns, datasets, pairing, grouping, bootstrap)."""
+
     def __init__(self, trace, source, names, all_methods, condition, mode, include_other, per_token,
                  n_boot, seed, fraction, target, alpha):
         self.t, self.source, self.names, self.all = trace, source, names, all_methods
@@ -144,43 +126,56 @@ class _Estimator:
         self.B, self.seed, self.fraction, self.target, self.alpha = n_boot, seed, fraction, target, alpha
         self.warnings: list[str] = []
 
-    # ---------------------------------------------------------------- reading
-    def _has(self, name: str) -> bool:
+    # ---------------------------------------------------------------- the view
+    def has(self, name: str) -> bool:
         return bool(self.t.has(name))
 
-    def _col(self, name: str) -> np.ndarray:
+    def column(self, name: str) -> np.ndarray:
         return np.asarray(self.t[name])
 
+    def dataset_attrs(self, name: str) -> dict[str, Any]:
+        return dict(self.t.dataset_attrs(name) or {})
+
+    def removes(self, condition: str) -> str | None:
+        from ..conditions import removes
+
+        return removes(condition)
+
+    @staticmethod
+    def mode_order(mode: str) -> tuple:
+        return _order_key("", mode)
+
     def _str_col(self, name: str, default: str = "") -> np.ndarray:
-        if not self._has(name):
+        if not self.has(name):
             return np.full(self.R, default, dtype=object)
         return np.array([str(v) for v in self.t[name]], dtype=object)
 
     def _read(self) -> None:
+        from ..store._schema import SCHEMA_VERSION
+
         attrs = dict(self.t.attrs)
         self.attrs = attrs
         try:
             sv = int(attrs.get("schema_version", 1))
         except (TypeError, ValueError):
             raise TraceError(f"{self.source}: unreadable schema_version {attrs.get('schema_version')!r}") from None
-        if sv > _SCHEMA_VERSION:
+        if sv > SCHEMA_VERSION:
             raise TraceError(
                 f"{self.source}: trace schema_version {sv} is newer than this xai_bias understands "
-                f"(up to {_SCHEMA_VERSION}); upgrade xai_bias to estimate it")
+                f"(up to {SCHEMA_VERSION}); upgrade xai_bias to estimate it")
         self.schema_version = sv
         self.R = int(self.t.n_records)
         roles = attrs.get("roles")
         self.roles = [str(r) for r in roles] if roles is not None and len(roles) else list(ROLES)
-        self.cond = self._str_col("records/condition", "complete")
+        self.condition = self._str_col("records/condition", "complete")
         self.mode = self._str_col("records/mode", "direct")
-        self.sid = self._str_col("records/sample_id")
+        self.sample_id = self._str_col("records/sample_id")
         self.answer = self._str_col("records/answer")
-        self.pred = self._str_col("records/prediction")
-        status = self._str_col("records/status", "ok")
-        self.ok = status == "ok"
-        self.correct = (np.asarray(self.t["records/correct"], dtype=bool) if self._has("records/correct")
+        self.prediction = self._str_col("records/prediction")
+        self.ok = self._str_col("records/status", "ok") == "ok"
+        self.correct = (np.asarray(self.t["records/correct"], dtype=bool) if self.has("records/correct")
                         else np.zeros(self.R, bool))
-        for what, want, have in (("condition", self.cond_filter, self.cond), ("mode", self.mode_filter, self.mode)):
+        for what, want, have in (("condition", self.cond_filter, self.condition), ("mode", self.mode_filter, self.mode)):
             held = sorted(set(have[self.ok]), key=lambda x: _order_key(x, x))
             for name in sorted(want or ()):
                 if name not in held:
@@ -188,86 +183,74 @@ class _Estimator:
                     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
                     raise UsageError(f"{self.source}: no usable record of {what} {name!r}.{hint} "
                                      f"The trace holds: {', '.join(held) or 'none'}")
-        cf = self.cond_filter if self.cond_filter is not None else set(self.cond)
+        cf = self.cond_filter if self.cond_filter is not None else set(self.condition)
         mf = self.mode_filter if self.mode_filter is not None else set(self.mode)
-        self.sel = self.ok & np.isin(self.cond, list(cf)) & np.isin(self.mode, list(mf))
-        self._cond_names, self._cond_code = np.unique(self.cond.astype(str), return_inverse=True)
+        self.sel = self.ok & np.isin(self.condition, list(cf)) & np.isin(self.mode, list(mf))
+        self._cond_names, self._cond_code = np.unique(self.condition.astype(str), return_inverse=True)
         self._mode_names, self._mode_code = np.unique(self.mode.astype(str), return_inverse=True)
         self._wcache: dict[tuple[str, ...], np.ndarray] = {}
         self.mode_sel = self.ok & np.isin(self.mode, list(mf))
 
-    # ---------------------------------------------------------------- availability
-    def _removal_conditions(self) -> list[str]:
-        present = set(self.cond[self.mode_sel])
-        conds = [c for c in cb.REMOVES if c in present]
-        if self.cond_filter is not None and (self.cond_filter & set(cb.REMOVES)):
-            conds = [c for c in conds if c in self.cond_filter]
-        return conds
+    def removal_conditions(self) -> list[str]:
+        """Conditions present (in the selected modes) that remove a modality, in registry order."""
+        present = {c for c in set(self.condition[self.mode_sel]) if self.removes(c)}
+        if self.cond_filter is not None and (self.cond_filter & present):
+            present &= self.cond_filter
+        return sorted(present, key=lambda c: _order_key(c, ""))
 
-    def _paired_possible(self) -> bool:
+    def paired_possible(self) -> bool:
         if self.cond_filter is not None and "complete" not in self.cond_filter and not (
-                self.cond_filter & set(cb.REMOVES)):
+                self.cond_filter & set(self.removal_conditions())):
             return False
-        return bool(np.any(self.mode_sel & (self.cond == "complete"))) and bool(self._removal_conditions())
+        return bool(np.any(self.mode_sel & (self.condition == "complete"))) and bool(self.removal_conditions())
 
-    def _available(self) -> tuple[list[str], list[str]]:
-        use, skipped = [], []
-        for m in self.names:
-            missing = [d for d in NEEDS[m] if not self._has(d)]
-            if m == "ablation" and not missing and not self._paired_possible():
-                have = sorted(set(self.cond[self.mode_sel]))
-                if self.all:
-                    skipped.append(m)
-                    continue
-                raise TraceError(
-                    f"{self.source}: method 'ablation' needs records of condition 'complete' and of at "
-                    f"least one condition that removes a modality ({', '.join(cb.REMOVES)}) in the same "
-                    f"mode; the selected records hold: {', '.join(have) or 'none'}")
-            if missing:
-                if self.all:
-                    skipped.append(m)
-                    continue
-                held = [d for ds in NEEDS.values() for d in ds if self._has(d) and not d.startswith("records/")]
-                raise TraceError(
-                    f"{self.source}: method {m!r} needs dataset(s) {', '.join('/' + d for d in missing)}, "
-                    f"absent from the trace (it holds: {', '.join('/' + d for d in held) or 'none of them'})")
-            use.append(m)
-        if not use:
-            raise TraceError(f"{self.source}: the trace holds no measurement the estimator can use "
-                             f"(looked for: {', '.join(METHOD_NAMES)})")
-        return use, skipped
+    def letters(self) -> np.ndarray:
+        """Target letter index per record: prediction then gold ("predicted"), or gold then prediction."""
+        if self.target == "predicted":
+            return cb.target_index(self.prediction, self.answer)
+        return cb.target_index(self.answer, self.prediction)
+
+    def pairs(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        partners = cb.pair_index(self.sample_id, self.condition, self.mode, self.ok, self.removal_conditions())
+        return self.mode_sel & (self.condition == "complete"), partners
 
     # ---------------------------------------------------------------- main
     def run(self) -> Estimate:
+        from ..instruments.base import METHODS
+
         self._read()
-        use, skipped = self._available()
+        use, skipped = [], []
         measures: list[cb.Measure] = []
-        lens_curves: list[LensCurve] = []
-        ablation_rows: list[AblationRow] = []
-        for m in use:
-            if m == "attention":
-                rt = self._col("records/role_tokens") if self._has("records/role_tokens") else None
-                if self.per_token and rt is None:
-                    self.warnings.append("attention: /records/role_tokens absent, per-token mass not reported")
-                measures += cb.attention_measures(self._col("attention/mass"), rt, self.roles, self.per_token)
-            elif m == "ig":
-                delta = self._col("attribution/ig_delta") if self._has("attribution/ig_delta") else None
-                measures += cb.ig_measures(self._col("attribution/ig"), self.roles, delta)
-            elif m == "shapley":
-                groups = self._shapley_groups()
-                ms, warn = cb.shapley_measures(self._col("attribution/shapley"), groups)
-                self.warnings += warn
-                measures += ms
-            elif m == "knockout":
-                measures += cb.knockout_measures(self._col("intervention/knockout"))
-            elif m == "logit_lens":
-                ms, curves = self._logit_lens()
-                measures += ms
-                lens_curves += curves
-            elif m == "ablation":
-                ms, rows = self._ablation()
-                measures += ms
-                ablation_rows += rows
+        got = cb.Contributions()
+        for name in self.names:
+            spec = METHODS.get(name)
+            missing = [d for d in spec.needs if not self.has(d)]
+            try:
+                if missing:
+                    held = [d for s in METHODS.names() for d in METHODS.get(s).needs
+                            if self.has(d) and not d.startswith("records/")]
+                    raise cb.NotApplicable(
+                        f"method {name!r} needs dataset(s) {', '.join('/' + d for d in missing)}, absent from the "
+                        f"trace (it holds: {', '.join('/' + d for d in held) or 'none of them'})")
+                if spec.contributions is None:
+                    raise cb.NotApplicable(f"method {name!r} registers no contribution function")
+                part = spec.contributions(self)
+            except cb.NotApplicable as exc:
+                if self.all:
+                    skipped.append(name)
+                    continue
+                raise TraceError(f"{self.source}: {exc}") from None
+            use.append(name)
+            measures += part.measures
+            got.lens += part.lens
+            got.ablation += part.ablation
+            got.heads += part.heads
+            self.warnings += part.warnings
+        if not use and not self.all:
+            raise TraceError(f"{self.source}: the trace holds no measurement the estimator can use "
+                             f"(looked for: {', '.join(self.names)})")
+        if not use:
+            self.warnings.append("the trace holds no measurement the estimator can use (predictions only)")
         tables, supp, layer_curves, scores = [], [], {}, {}
         for meas in measures:
             t, s, curve, score = self._tables(meas)
@@ -277,124 +260,60 @@ class _Estimator:
                 layer_curves.setdefault(key, []).append(val)
             for key, val in score.items():
                 scores.setdefault(key, []).append(val)
-        tables.sort(key=lambda t: (_order_key(t.condition, t.mode), METHOD_NAMES.index(t.method)))
+        order = METHODS.names()
+        tables.sort(key=lambda t: (_order_key(t.condition, t.mode), order.index(t.method)))
         agreement = self._agreement(layer_curves, scores)
-        self._verdict_warnings(tables)
+        self._verdict_warnings(tables, measures)
         return Estimate(
             source=self.source, schema_version=self.schema_version,
             model_id=str(self.attrs.get("model_id", "")), methods=tuple(use), skipped=tuple(skipped),
             n_records=self.R, n_excluded=int((~self.ok).sum()), n_bootstrap=self.B, seed=self.seed,
             alpha=self.alpha, suppression_fraction=self.fraction, include_other=self.include_other,
-            target=self.target, tables=tuple(tables), suppression=tuple(supp), lens=tuple(lens_curves),
-            ablation=tuple(ablation_rows), agreement=tuple(agreement), warnings=tuple(self.warnings),
+            target=self.target, tables=tuple(tables), suppression=tuple(supp), lens=tuple(got.lens),
+            ablation=tuple(got.ablation), agreement=tuple(agreement), warnings=tuple(self.warnings),
+            heads=tuple(got.heads), accuracy=tuple(self._accuracy()), consistency=tuple(self._consistency()),
         )
 
-    # ---------------------------------------------------------------- methods needing more than a column
-    def _shapley_groups(self) -> list[str]:
-        attrs = dict(self.t.dataset_attrs("attribution/shapley") or {})
-        groups = attrs.get("groups")
-        if groups is None:
-            raise TraceError(f"{self.source}: /attribution/shapley lacks its 'groups' attribute "
-                             "(which modality each column belongs to)")
-        if isinstance(groups, str):
-            groups = [g.strip() for g in groups.replace(",", " ").split()]
-        groups = [g.decode() if isinstance(g, bytes) else str(g) for g in groups]
-        width = self._col("attribution/shapley").shape[1]
-        if len(groups) != width:
-            raise TraceError(f"{self.source}: /attribution/shapley has {width} columns but "
-                             f"{len(groups)} group names ({groups})")
-        return groups
+    # ---------------------------------------------------------------- the study's tables
+    def _predictions(self):
+        from ..consistency import as_predictions
 
-    def _letters(self) -> np.ndarray:
-        """Target letter index per record: prediction then gold ("predicted"), or gold then prediction."""
-        if self.target == "predicted":
-            return cb.target_index(self.pred, self.answer)
-        return cb.target_index(self.answer, self.pred)
+        keep = np.flatnonzero(self.mode_sel)
+        return as_predictions([(self.sample_id[i], self.condition[i], self.mode[i], self.prediction[i],
+                                self.answer[i]) for i in keep])
 
-    def _pairs(self):
-        conds = self._removal_conditions()
-        partners = cb.pair_index(self.sid, self.cond, self.mode, self.ok, conds)
-        complete = self.mode_sel & (self.cond == "complete")
-        return complete, partners
+    def _accuracy(self) -> list[AccuracyStat]:
+        """Table 1 per condition × mode with Wilson intervals (the figures' bars)."""
+        from ..consistency import accuracy_table
 
-    def _logit_lens(self) -> tuple[list[cb.Measure], list[LensCurve]]:
-        values = self._col("intervention/logit_lens").astype(np.float64)  # [R, L, K]
-        dattrs = dict(self.t.dataset_attrs("intervention/logit_lens") or {})
-        units = " ".join(str(dattrs.get(k, "")) for k in ("value", "values", "units", "unit", "kind")).lower()
-        if "log" in units or (not units.strip() and np.isfinite(values).any() and np.nanmin(values) < 0):
-            values = np.exp(values)  # log-softmax readout -> probability
-        if values.ndim == 2:  # already the target letter's readout per layer
-            values = values[:, :, None]
-            self.warnings.append("logit_lens: the trace holds one value per layer (no per-letter readout); "
-                                 "it is taken as the target letter's")
-        letter = self._letters()
-        if values.shape[2] == 1:
-            letter = np.zeros_like(letter)
-        # every condition follows the letter of its sample's ``complete`` record (the same answer
-        # with and without a modality); records without one follow their own
-        comp = cb.pair_index(self.sid, self.cond, self.mode, self.ok, ["complete"])["complete"]
-        curve_letter = np.where(comp >= 0, letter[np.maximum(comp, 0)], letter)
-        L = values.shape[1]
-        p = cb.take_letter(values, np.arange(self.R), curve_letter)  # [R, L]
-        curves = []
-        for (c, m), rows in self._groups(self.sel & np.isfinite(p).any(1)):
-            X = p[rows]
-            pt = nan_mean(X)
-            ci = self._boot_ci(X, ("logit_lens", "curve", c, m))
-            curves.append(LensCurve(c, m, len(rows), np.arange(L), pt, ci))
-        measures = []
-        if self._paired_possible():
-            complete, partners = self._pairs()
-            d_img, d_txt, _ = cb.paired_effects(values, complete, letter, partners)
-            X = np.stack([d_img, d_txt, np.full_like(d_img, np.nan)], -1)  # [R, L, 3]
-            measures.append(cb.Measure(
-                "logit_lens", "prob drop", np.arange(L), X, cb._nanmean_axis(X, 1), "effect",
-                overall_rule="mean over layers",
-                definition="drop of the target letter's logit-lens probability at the layer from "
-                           "'complete' to the condition removing the modality (image: mean over "
-                           + ", ".join(c for c in partners if cb.REMOVES[c] == "image") + ")",
-                suppression=False, paired=True))
-        return measures, curves
+        preds = self._predictions()
+        if not preds:
+            return []
+        out = []
+        for r in accuracy_table(preds).rows:
+            if r.n == 0:
+                continue
+            out.append(AccuracyStat(r.condition, r.mode, r.n, r.correct, r.accuracy, wilson(r.correct, r.n), r.diff))
+        return out
 
-    def _ablation(self) -> tuple[list[cb.Measure], list[AblationRow]]:
-        lp = self._col("records/option_logprobs").astype(np.float64)
-        if lp.ndim == 1:
-            lp = lp[:, None]
-        letter = self._letters()
-        complete, partners = self._pairs()
-        d_img, d_txt, per = cb.paired_effects(lp, complete, letter, partners)
-        Xo = np.stack([d_img, d_txt, np.full_like(d_img, np.nan)], -1)  # [R, 3]
-        img_conds = [c for c in partners if cb.REMOVES[c] == "image"]
-        measure = cb.Measure(
-            "ablation", "logprob drop", np.arange(0), Xo[:, None, :][:, :0, :], Xo, "effect",
-            overall_rule="layer-free",
-            definition="drop of the target letter's log-prob from 'complete' to the condition removing "
-                       f"the modality (image: mean over {', '.join(img_conds) or 'none'}; "
-                       f"text: {'image_only' if 'image_only' in partners else 'not measured'})",
-            paired=True)
-        rows: list[AblationRow] = []
-        correct = self.correct.astype(np.float64)
-        modes = sorted(set(self.mode[complete]), key=lambda m: _order_key("", m))
-        for m in modes:
-            for c, idx in partners.items():
-                i = np.flatnonzero(complete & (self.mode == m) & (idx >= 0))
-                if not len(i):
-                    continue
-                j = idx[i]
-                drop = per[c][i]
-                acc_c, acc_x = correct[i], correct[j]
-                X = np.stack([drop, acc_c - acc_x], 1)
-                pt = nan_mean(X)
-                ci = self._boot_ci(X, ("ablation", c, m))
-                rows.append(AblationRow(
-                    mode=m, condition=c, removes=cb.REMOVES[c], n_pairs=len(i),
-                    logprob_drop=float(pt[0]), logprob_drop_ci=ci[0],
-                    accuracy_complete=float(acc_c.mean()), accuracy_condition=float(acc_x.mean()),
-                    accuracy_drop=float(pt[1]), accuracy_drop_ci=ci[1]))
-        return [measure], rows
+    def _consistency(self) -> list[Any]:
+        """Table 2 per mode: complete vs the first image- and the first text-removing condition."""
+        from ..consistency import consistency_table
+
+        preds = self._predictions()
+        out = []
+        for m in sorted({p.mode for p in preds}, key=self.mode_order):
+            present = {p.condition for p in preds if p.mode == m}
+            removing = [c for c in sorted(present, key=lambda c: _order_key(c, "")) if self.removes(c)]
+            text = next((c for c in removing if self.removes(c) == "image"), None)
+            image = next((c for c in removing if self.removes(c) == "text"), None)
+            if "complete" not in present or text is None:
+                continue
+            out.append(consistency_table(preds, "complete", text, image, mode=m))
+        return out
 
     # ---------------------------------------------------------------- grouping and bootstrap
-    def _groups(self, rows_mask: np.ndarray) -> list[tuple[tuple[str, str], np.ndarray]]:
+    def groups(self, rows_mask: np.ndarray) -> list[tuple[tuple[str, str], np.ndarray]]:
         """(condition, mode) -> record indices (ascending) among ``rows_mask``, in display order."""
         code = self._cond_code * len(self._mode_names) + self._mode_code
         rows = np.flatnonzero(rows_mask)
@@ -412,7 +331,7 @@ class _Estimator:
             self._wcache[ck] = resample_counts(n, self.B, group_rng(self.seed, *ck))
         return self._wcache[ck]
 
-    def _boot_ci(self, X: np.ndarray, key: tuple[str, ...]) -> np.ndarray:
+    def boot_ci(self, X: np.ndarray, key: tuple[str, ...]) -> np.ndarray:
         if self.B == 0 or len(X) == 0:
             return np.full(X.shape[1:] + (2,), np.nan)
         return percentile_ci(resampled_means(X, self._weights(len(X), key)), self.alpha)
@@ -420,11 +339,11 @@ class _Estimator:
     def _tables(self, meas: cb.Measure):
         X, Xo = meas.X, meas.Xo
         has = np.isfinite(Xo).any(1) | np.isfinite(X).reshape(len(X), -1).any(1)
-        base = (self.mode_sel & (self.cond == "complete")) if meas.paired else self.sel
+        base = (self.mode_sel & (self.condition == "complete")) if meas.paired else self.sel
         wanted = ["image", "text"] + (["other"] if self.include_other else [])
         tables, supps, curves, scores = [], [], {}, {}
         Lp = len(meas.layers)
-        for (c, m), rows in self._groups(base & has):
+        for (c, m), rows in self.groups(base & has):
             n = len(rows)
             F = np.concatenate([X[rows].reshape(n, -1), Xo[rows]], 1)  # [n, (L'+1)*3]
             point = nan_mean(F).reshape(Lp + 1, 3)
@@ -460,7 +379,8 @@ class _Estimator:
                 included=tuple(mod for mod, i in zip(MODALITY_COLUMNS, inc) if i), layers=meas.layers,
                 contribution=point[:Lp], contribution_ci=cci[:Lp], share=share[:Lp], share_ci=sci[:Lp],
                 delta=delta[:Lp], delta_ci=dci[:Lp], dominant=names[:Lp], overall=overall,
-                overall_rule=meas.overall_rule, definition=meas.definition, note=note))
+                overall_rule=meas.overall_rule, definition=meas.definition, note=note,
+                units=meas.units))
             # suppression on the image-share curve
             if meas.suppression and inc[0] and Lp >= 2:
                 pk, first, pv = suppression_layers(share[:Lp, 0], self.fraction)
@@ -515,13 +435,16 @@ class _Estimator:
                     out.append(Agreement("samples", key[0], key[1], items[a][0], items[b][0], n, rho))
         return out
 
-    def _verdict_warnings(self, tables: list[ModalityTable]) -> None:
+    def _verdict_warnings(self, tables: list[ModalityTable], measures: list[cb.Measure]) -> None:
+        from ..instruments.base import METHODS
+
+        observational = {(x.method, x.measure) for x in measures if x.observational}
         by_key: dict[tuple[str, str], list[ModalityTable]] = {}
         for t in tables:
             by_key.setdefault((t.condition, t.mode), []).append(t)
         for (c, m), ts in by_key.items():
-            causal = [t for t in ts if t.method in CAUSAL and t.overall.dominant]
-            obs = [t for t in ts if (t.method, t.measure) in OBSERVATIONAL and t.overall.dominant]
+            causal = [t for t in ts if METHODS.get(t.method).kind == "causal" and t.overall.dominant]
+            obs = [t for t in ts if (t.method, t.measure) in observational and t.overall.dominant]
             for o in obs:
                 for k in causal:
                     if o.overall.dominant != k.overall.dominant:
@@ -573,6 +496,17 @@ def _agreement_name(meas: cb.Measure) -> str:
 def _agreement_name_t(t: ModalityTable) -> str:
     return {"mass": "attention (mass)", "per_token": "attention (per token)"}.get(t.measure, t.method) \
         if t.method == "attention" else t.method
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k / n."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, float(centre - half)), min(1.0, float(centre + half)))
 
 
 def _fmt(x: float) -> str:

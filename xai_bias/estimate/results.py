@@ -9,6 +9,7 @@ only when ``include_other`` was set. Δ always compares image and text.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,7 @@ class ModalityTable(_Frozen):
     overall_rule: str  # how ``overall`` is formed (e.g. "mean over layers")
     definition: str  # what C(M) means for this method
     note: str = ""
+    units: str = ""  # of the contributions (xai_bias.instruments.UNITS), e.g. "logprob_change"
 
     @property
     def label(self) -> str:
@@ -165,6 +167,33 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class HeadMap(_Frozen):
+    """Image share of the answer row's attention per layer × head for one condition × mode:
+    Σ image mass / Σ (image + text) mass over the ``n_samples`` records holding image tokens
+    (a ratio of means). share: [L, H] (NaN where a head attends to neither)."""
+
+    method: str
+    condition: str
+    mode: str
+    n_samples: int
+    share: np.ndarray  # [L, H]
+
+
+@dataclass(frozen=True)
+class AccuracyStat:
+    """Accuracy of one condition × mode over the ok records with a gold answer, with its 95 %
+    Wilson score interval; ``diff``: accuracy minus that of ``complete`` (None without one)."""
+
+    condition: str
+    mode: str
+    n: int
+    correct: int
+    accuracy: float
+    ci: tuple[float, float]
+    diff: float | None
+
+
+@dataclass(frozen=True)
 class Estimate:
     """Everything ``estimate`` computed from one trace.
 
@@ -191,6 +220,11 @@ class Estimate:
     ablation: tuple[AblationRow, ...]
     agreement: tuple[Agreement, ...]
     warnings: tuple[str, ...] = field(default=())
+    heads: tuple[HeadMap, ...] = field(default=())
+    accuracy: tuple[AccuracyStat, ...] = field(default=())
+    #: Table 2 (``xai_bias.consistency.ConsistencyTable``) per mode: complete vs the first
+    #: image-removing and the first text-removing condition present
+    consistency: tuple[Any, ...] = field(default=())
 
     def table(self, method: str, condition: str = "complete", mode: str = "direct",
               measure: str | None = None) -> ModalityTable:

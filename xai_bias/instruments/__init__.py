@@ -1,27 +1,16 @@
-"""Instruments (methods): attention mass, integrated gradients, Shapley, knockout, logit lens.
+"""Instruments (methods) as registered plug-ins: attention mass, integrated gradients, Shapley,
+knockout, logit lens (and the estimator-only ablation). See ``base`` for the interface and
+``catalog`` for the built-in registrations.
 
 Captum is imported only by the attribution module, nnsight only by the intervention module,
-and only when such a method is instantiated (importing xai_bias has no side effects).
+and only when such a method is built (importing xai_bias, listing methods or parsing their flags
+imports neither, nor torch).
 """
 
 from __future__ import annotations
 
-import importlib
+from .base import (METHODS, UNITS, DatasetSpec, Method, MethodSettings, MethodSpec, NoSettings, Settings, Target,
+                   dataset_spec, load_methods, register_method, runnable_methods, setting)
 
-from .base import METHODS, Method, MethodSettings, Target
-
-_MODULES = ("attention", "attribution", "intervention")
-
-
-def load_methods():
-    """Import every instrument module (each registers its methods) and return ``METHODS``."""
-    for name in _MODULES:
-        try:
-            importlib.import_module(f"{__name__}.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"{__name__}.{name}":
-                raise
-    return METHODS
-
-
-__all__ = ["METHODS", "Method", "MethodSettings", "Target", "load_methods"]
+__all__ = ["METHODS", "UNITS", "DatasetSpec", "Method", "MethodSettings", "MethodSpec", "NoSettings", "Settings",
+           "Target", "dataset_spec", "load_methods", "register_method", "runnable_methods", "setting"]

@@ -74,7 +74,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 
 from ..types import N_ROLES, ROLE_INDEX, ROLES
-from .base import METHODS, Method, MethodSettings, Target
+from .base import Method, MethodSettings, Target
 
 __all__ = [
     "MAP_MAX_IMAGES",
@@ -599,7 +599,6 @@ def _mean_rows(cap: AttentionCapture, item: int, positions: np.ndarray) -> np.nd
     return cap.row_mass[item][:, :, idx, :].astype(np.float64).mean(2).astype(np.float32)
 
 
-@METHODS.register("attention")
 class AttentionMethod(Method):
     """Attention of the answer query row on each token role, per layer and head.
 
@@ -609,15 +608,12 @@ class AttentionMethod(Method):
     """
 
     name = "attention"
-    datasets = ("attention/mass", "attention/mass_generated", "attention/maps", "attention/map_grid",
-                "attention/flow")
 
     def __init__(self, vlm: Any, settings: MethodSettings = MethodSettings()):
         super().__init__(vlm, settings)
         self._last: tuple[Any, AttentionCapture] | None = None
-        extra = dict(settings.extra or {})
-        self._map_width = int(extra.get("map_width", MAP_WIDTH))
-        self._map_images = int(extra.get("map_max_images", MAP_MAX_IMAGES))
+        self._map_width = int(self.options.map_width)
+        self._map_images = int(self.options.map_max_images)
 
     def capture(self, batch: Any):
         return self._capture(batch)
@@ -628,8 +624,8 @@ class AttentionMethod(Method):
         cot = bool((roles == _GENERATED).any())
         self._last = None
         with capture_attention(self.vlm, _capture_rows(roles), roles,
-                               maps=self.settings.save_maps and not cot,
-                               flow=self.settings.attention_flow) as cap:
+                               maps=self.options.save_maps and not cot,
+                               flow=self.options.flow) as cap:
             yield cap
         self._last = (batch, cap)
 
@@ -639,7 +635,7 @@ class AttentionMethod(Method):
             raise ValueError(f"{len(targets)} targets for a batch of {roles.shape[0]}")
         cap = self._last[1] if self._last is not None and self._last[0] is batch else None
         self._last = None
-        want_maps, want_flow = self.settings.save_maps, self.settings.attention_flow
+        want_maps, want_flow = self.options.save_maps, self.options.flow
         answer = [int(t.answer_pos) for t in targets]
         # what the capture did not provide is measured in one extra pass
         need_rows = cap is None or any(cap.mass_at(b, a) is None for b, a in enumerate(answer))
@@ -685,7 +681,7 @@ class AttentionMethod(Method):
                                          "query_row": "mean over the rows of all generated tokens (cot mode)",
                                          "normalisation": norm},
         }
-        if self.settings.save_maps:
+        if self.options.save_maps:
             attrs["attention/maps"] = {
                 **common, "shape": "[L, width]", "width": self._map_width, "padding": "NaN",
                 "query_row": rule, "normalisation": "head-mean softmax probability on each image token",
@@ -693,7 +689,7 @@ class AttentionMethod(Method):
                           "rows_i*cols_i entries (attention/map_grid), row-major"}
             attrs["attention/map_grid"] = {"shape": "[max_images, 2]: (rows, cols) per image, zero rows "
                                                     "after the last image", "max_images": self._map_images}
-        if self.settings.attention_flow:
+        if self.options.flow:
             attrs["attention/flow"] = {
                 **common, "shape": "[L, n_roles(query), n_roles(key)]",
                 "query_row": "every non-padding position", "normalisation":

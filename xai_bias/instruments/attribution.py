@@ -49,7 +49,7 @@ import torch
 from ..types import N_ROLES, ROLE_INDEX
 from . import _embeds
 from ._embeds import BASELINES, IMAGE_BASELINES, ItemInput, DecoderMethod
-from .base import METHODS, Target
+from .base import Target
 
 SHAPLEY_GROUPS: dict[int, tuple[tuple[str, tuple[str, ...]], ...]] = {
     2: (("image", ("image",)), ("text", ("question", "options", "instruction"))),
@@ -242,26 +242,24 @@ def integrated_gradients(vlm: Any, item: ItemInput, baseline: str = "mean", n_st
     return IGResult(token_abs, np.stack(rows_signed), np.asarray(deltas), fx, fb, shares)
 
 
-@METHODS.register("ig")
 class IntegratedGradientsMethod(DecoderMethod):
     """Integrated gradients per layer, reduced to token-role shares (module docstring)."""
 
     name = "ig"
-    datasets = ("attribution/ig", "attribution/ig_delta")
 
     def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
-        s = self.settings
+        o = self.options
         out = []
-        for item in self.items(batch, targets, s.ig_baseline):
-            res = integrated_gradients(self.vlm, item, s.ig_baseline, s.ig_steps, s.ig_internal_batch_size)
+        for item in self.items(batch, targets, o.baseline):
+            res = integrated_gradients(self.vlm, item, o.baseline, o.steps, o.internal_batch_size)
             out.append({"attribution/ig": res.shares.astype(np.float32),
                         "attribution/ig_delta": np.float32(res.delta[0])})
         return out
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
-        s = self.settings
-        common = {"baseline": s.ig_baseline, "steps": int(s.ig_steps), "target": s.target,
-                  "method": "gausslegendre", "internal_batch_size": int(s.ig_internal_batch_size or 0)}
+        o = self.options
+        common = {"baseline": o.baseline, "steps": int(o.steps), "target": self.settings.target,
+                  "integration": "gausslegendre", "internal_batch_size": int(o.internal_batch_size)}
         return {
             "attribution/ig": {**common, "rows": "0 = merged input embeddings; l = residual stream "
                                "after decoder layer l-1 (layer IG on its output)",
@@ -331,31 +329,28 @@ def modality_shapley(vlm: Any, item: ItemInput, n_groups: int = 2, baseline: str
     return ShapleyResult(tuple(name for name, _ in groups), shapley_values(values, len(groups)), values)
 
 
-@METHODS.register("shapley")
 class ShapleyMethod(DecoderMethod):
     """Exact modality Shapley values (module docstring)."""
 
     name = "shapley"
-    datasets = ("attribution/shapley",)
 
     def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
-        s = self.settings
+        o = self.options
         out = []
-        for item in self.items(batch, targets, s.shapley_baseline):
-            res = modality_shapley(self.vlm, item, s.shapley_groups, s.shapley_baseline, batch_size=None,
-                                   value=s.shapley_value)
+        for item in self.items(batch, targets, o.baseline):
+            res = modality_shapley(self.vlm, item, o.groups, o.baseline, batch_size=None, value=o.value)
             out.append({"attribution/shapley": res.phi.astype(np.float32)})
         return out
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
-        s = self.settings
-        groups = SHAPLEY_GROUPS.get(s.shapley_groups, ())
+        o = self.options
+        groups = SHAPLEY_GROUPS.get(o.groups, ())
         return {"attribution/shapley": {
             "groups": [name for name, _ in groups],
             "group_roles": ["+".join(roles) for _, roles in groups],
-            "baseline": s.shapley_baseline,
-            "target": s.target,
-            "value": s.shapley_value,
+            "baseline": o.baseline,
+            "target": self.settings.target,
+            "value": o.value,
             "exact": True,
             "coalitions": 1 << len(groups),
         }}

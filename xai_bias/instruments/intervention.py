@@ -8,12 +8,12 @@ when one of these methods measures, and its module wrappers are taken off the mo
 measurement ends (on error too), so the model is left exactly as it was.
 
 ``knockout`` → ``intervention/knockout [L]``: for every layer ``l``, the answer row's attention to
-the image tokens is cut at layers ``l … l+k-1`` (``knockout_window`` = k; the window is clipped at
+the image tokens is cut at layers ``l … l+k-1`` (``--knockout-window`` = k; the window is clipped at
 the last layer): the attention mask each of those layers receives is edited — (answer row, image
 keys) set to "masked" (False in a boolean mask, the dtype's minimum in an additive one; when the
 decoder passes no mask, i.e. plain causal attention, the causal mask is built first) — and the
 change of the target letter's log-prob (knocked − clean) is recorded. All windows and the clean
-run go through the decoder together as one batch (chunks of ``ig_internal_batch_size``), each
+run go through the decoder together as one batch (chunks of ``--knockout-chunk`` rows), each
 batch row knocked at its own layers. An item without image tokens gets 0 at every layer. Needs an
 attention implementation that takes a mask (sdpa, eager, or one registered in the mask interface).
 
@@ -33,7 +33,7 @@ import torch
 
 from . import _embeds
 from ._embeds import DecoderMethod
-from .base import METHODS, Target
+from .base import Target
 
 
 @contextlib.contextmanager
@@ -151,36 +151,31 @@ def logit_lens(vlm: Any, call: _embeds.DecoderCall, answer_pos: Sequence[int], l
     return [logp[b][:, list(letter_ids[b])].numpy() for b in range(B)]
 
 
-@METHODS.register("knockout")
 class KnockoutMethod(DecoderMethod):
     """Attention knockout of the image tokens per layer window (module docstring)."""
 
     name = "knockout"
-    datasets = ("intervention/knockout",)
 
     def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
-        s = self.settings
+        o = self.options
         out = []
         for item in self.items(batch, targets, "mean"):
             delta = knockout(self.vlm, item.call, item.roles, item.answer_pos, item.token_id,
-                             window=s.knockout_window, chunk=s.ig_internal_batch_size)
+                             window=o.window, chunk=o.chunk)
             out.append({"intervention/knockout": delta.astype(np.float32)})
         return out
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
-        s = self.settings
         return {"intervention/knockout": {
-            "window": int(s.knockout_window), "target": s.target,
+            "window": int(self.options.window), "target": self.settings.target,
             "value": "logp(target | answer row cut from image keys at layers l..l+window-1) - logp(target)",
         }}
 
 
-@METHODS.register("logit_lens")
 class LogitLensMethod(DecoderMethod):
     """Option-letter log-probs from every layer's residual stream (module docstring)."""
 
     name = "logit_lens"
-    datasets = ("intervention/logit_lens",)
 
     def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
         if len(targets) != len(batch):

@@ -34,12 +34,8 @@ def pick_mode(sources: Sequence[Source]) -> str:
     return modes[0] if modes else "direct"
 
 
-def method_label(method: str) -> str:
-    return S.METHOD_LABELS.get(method, method)
-
-
-def condition_label(condition: str) -> str:
-    return S.CONDITION_LABELS.get(condition, condition)
+method_label = S.method_label
+condition_label = S.condition_label
 
 
 def grid_shape(n: int, max_cols: int = 3) -> tuple[int, int]:

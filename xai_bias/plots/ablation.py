@@ -1,9 +1,7 @@
 """Fig. 6: the missing-modality ablation study — (a) Table 1 as grouped bars (accuracy per
-condition, drop from ``complete`` annotated), (b) Table 2 as an overlap diagram of how often the
-predictions of image + text, text (with a blank image) and image only agree.
-
-Computed from the trace's records: accuracy over the ok records of each condition; agreement
-over the samples that have an ok record in every condition compared (same mode)."""
+condition with its Wilson interval, drop from ``complete`` annotated), (b) Table 2 as an overlap
+diagram of how often the predictions of image + text, text (without the image) and image only
+agree. Both come from the estimate (``Estimate.accuracy``, ``Estimate.consistency``)."""
 
 from __future__ import annotations
 
@@ -18,24 +16,13 @@ from . import style as S
 from ._common import condition_label, require
 from .data import Source, short_label
 
-TEXT_CONDITIONS = ("text_white", "text_black", "text_noise", "text_only")
-BAR_LABELS = {"complete": "image\n+ text", "text_white": "text +\nwhite\nimage", "text_black": "text +\nblack\nimage",
-              "text_noise": "text +\nnoise\nimage", "text_only": "text\nonly", "image_only": "image\nonly"}
-
-
-@dataclass(frozen=True)
-class AccuracyRow:
-    condition: str
-    n: int
-    accuracy: float  # fraction
-    ci: tuple[float, float]  # Wilson 95 %
-
 
 @dataclass(frozen=True)
 class Overlap:
-    """Agreement of predictions between conditions over ``n`` samples present in all of them.
+    """Agreement of predictions between conditions over ``n`` samples present in all of them
+    (Table 2's "consistent" fractions).
 
-    conditions: the 2 or 3 conditions compared (complete, a text_* condition, image_only).
+    conditions: the 2 or 3 conditions compared (complete, a text condition, image only).
     pairwise: {(a, b): fraction of samples where a and b predict the same letter}
     all: fraction where all compared conditions agree (None with two conditions).
     """
@@ -46,53 +33,22 @@ class Overlap:
     all: float | None
 
 
-def _wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return (max(0.0, centre - half), min(1.0, centre + half))
+def accuracy_rows(source: Source, mode: str) -> list:
+    """The estimate's ``AccuracyStat``s of ``mode`` (conditions in registry order)."""
+    return [a for a in getattr(source.estimate, "accuracy", ()) or () if a.mode == mode]
 
 
-def accuracy_rows(source: Source, mode: str) -> list[AccuracyRow]:
-    correct = np.asarray(source.trace["records/correct"], bool)
-    answer = source.column("records/answer")
-    out = []
-    for cond in source.conditions():
-        idx = source.rows(cond, mode)
-        idx = idx[answer[idx] != ""]  # accuracy needs a gold letter
-        if idx.size == 0:
-            continue
-        k = int(correct[idx].sum())
-        out.append(AccuracyRow(cond, int(idx.size), k / idx.size, _wilson(k, int(idx.size))))
-    return out
-
-
-def overlap(source: Source, mode: str, text: str | None = None) -> Overlap | None:
-    conds = source.conditions()
-    text = text or next((c for c in TEXT_CONDITIONS if c in conds), None)
-    chosen = tuple(c for c in ("complete", text, "image_only") if c and c in conds)
-    if len(chosen) < 2:
+def overlap(source: Source, mode: str) -> Overlap | None:
+    """Table 2 of ``mode`` (the estimate's ``ConsistencyTable``) as an ``Overlap``."""
+    table = next((t for t in getattr(source.estimate, "consistency", ()) or () if t.mode == mode), None)
+    if table is None or table.n == 0:
         return None
-    sid, cond, pred = (source.column(f"records/{c}") for c in ("sample_id", "condition", "prediction"))
-    preds: dict[str, dict[str, str]] = {c: {} for c in chosen}
-    for i in source.rows(None, mode):
-        if cond[i] in preds:
-            preds[cond[i]][sid[i]] = pred[i]
-    common = sorted(set.intersection(*(set(p) for p in preds.values())))
-    if not common:
-        return None
-
-    def same(*cs: str) -> float:
-        return float(np.mean([len({preds[c][s] for c in cs}) == 1 and preds[cs[0]][s] != "" for s in common]))
-
-    pairwise = {(a, b): same(a, b) for i, a in enumerate(chosen) for b in chosen[i + 1:]}
-    return Overlap(chosen, len(common), pairwise, same(*chosen) if len(chosen) == 3 else None)
+    pairwise = {r.conditions: r.consistent_pct / 100 for r in table.rows if len(r.conditions) == 2}
+    every = next((r.consistent_pct / 100 for r in table.rows if len(r.conditions) == 3), None)
+    return Overlap(tuple(c for _, c in table.roles), table.n, pairwise, every)
 
 
-def _bars(ax, sources: Sequence[Source], tables: list[list[AccuracyRow]]) -> None:
+def _bars(ax, sources: Sequence[Source], tables: list[list]) -> None:
     conds: list[str] = []
     for rows in tables:
         for r in rows:
@@ -110,7 +66,7 @@ def _bars(ax, sources: Sequence[Source], tables: list[list[AccuracyRow]]) -> Non
             if r is None:
                 continue
             xi = x[i] - 0.4 + width * (j + 0.5)
-            color = S.model_color(j) if multi else S.CONDITION_COLORS.get(c, S.color_cycle(i))
+            color = S.model_color(j) if multi else S.condition_color(c, i)
             ax.bar(xi, 100 * r.accuracy, width * 0.92, color=color, edgecolor="black", linewidth=0.4,
                    hatch=S.HATCHES[j % 4] if multi else None)
             ax.errorbar(xi, 100 * r.accuracy, yerr=[[max(0.0, 100 * (r.accuracy - r.ci[0]))],
@@ -122,7 +78,7 @@ def _bars(ax, sources: Sequence[Source], tables: list[list[AccuracyRow]]) -> Non
                 label = f"{d:+.0f}".replace("-", "\u2212")
                 ax.text(xi, top, label if multi else f"{label} pp", ha="center", va="bottom", fontsize=6.5)
     ax.set_xticks(x)
-    ax.set_xticklabels([BAR_LABELS.get(c, c) for c in conds], fontsize=6.5)
+    ax.set_xticklabels([S.condition_bar_label(c) for c in conds], fontsize=6.5)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 132 if multi else 118)
     ax.set_yticks(range(0, 101, 20))
@@ -138,12 +94,11 @@ def _venn(ax, ov: Overlap, title: str) -> None:
     ax.set_aspect("equal")
     ax.axis("off")
     r = 1.0
-    names = {"complete": "image + text", "image_only": "image only"}
     if len(ov.conditions) == 3:
         centres = [(-0.55, 0.32), (0.55, 0.32), (0.0, -0.63)]
     else:
         centres = [(-0.5, 0.0), (0.5, 0.0)]
-    colors = [S.CONDITION_COLORS.get(c, S.color_cycle(i)) for i, c in enumerate(ov.conditions)]
+    colors = [S.condition_color(c, i) for i, c in enumerate(ov.conditions)]
     for (cx, cy), col in zip(centres, colors):
         ax.add_patch(Circle((cx, cy), r, facecolor=col, alpha=0.22, edgecolor=col, linewidth=1.0))
     for k, ((cx, cy), c) in enumerate(zip(centres, ov.conditions)):
@@ -156,7 +111,7 @@ def _venn(ax, ov: Overlap, title: str) -> None:
             lx, ly = cx + v[0] * 1.2, cy
         else:
             lx, ly = cx + v[0] * 0.55, cy + v[1] * 0.55
-        ax.text(lx, ly, names.get(c, condition_label(c)).replace(" + ", "\n+ ").replace(" image", "\nimage"),
+        ax.text(lx, ly, condition_label(c).replace(" + ", "\n+ ").replace(" image", "\nimage"),
                 ha="center", va="center", fontsize=6.5, color="black")
     pcs = list(ov.pairwise.items())
     for (a, b), val in pcs:

@@ -1,5 +1,5 @@
 """Fig. 3: head map — the image share of the answer row's attention per layer × head, one panel
-per condition (read straight from /attention/mass)."""
+per condition (the estimate's ``HeadMap``s)."""
 
 from __future__ import annotations
 
@@ -13,32 +13,13 @@ from .data import Source, short_label
 
 
 def head_shares(source: Source, mode: str | None = None) -> dict[str, np.ndarray]:
-    """condition -> ``[L, H]`` image share (mean image mass / mean image + text mass) over the ok
-    records of that condition that hold image tokens."""
-    tr = source.trace
-    require(tr.has("attention/mass"), "head map: the trace has no /attention/mass (run with --methods attention)")
-    X = np.asarray(tr["attention/mass"], dtype=np.float64)
-    require(X.ndim == 4 and X.shape[1] > 0 and X.shape[2] > 0, f"head map: /attention/mass has shape {X.shape}")
-    mi = source.modality_index()
+    """condition -> ``[L, H]`` image share of attention (the estimate's ``HeadMap``s)."""
     mode = mode or source.main_mode()
-    img_tokens = np.asarray(tr["records/role_tokens"])[:, source.roles.index("image")] if "image" in source.roles else None
-    out = {}
-    for cond in source.conditions():
-        idx = source.rows(cond, mode)
-        if img_tokens is not None:
-            idx = idx[img_tokens[idx] > 0]
-        if idx.size == 0:
-            continue
-        img = X[idx][..., mi["image"]].sum(-1)
-        txt = X[idx][..., mi["text"]].sum(-1)
-        ok = np.isfinite(img) & np.isfinite(txt)
-        if not ok.any():
-            continue
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(ok, img, 0).sum(0) / (np.where(ok, img, 0).sum(0) + np.where(ok, txt, 0).sum(0))
-        out[cond] = share
-    require(bool(out), "head map: no record with image tokens and attention mass")
-    return out
+    maps = {h.condition: np.asarray(h.share, float) for h in getattr(source.estimate, "heads", ()) or ()
+            if h.mode == mode}
+    require(bool(maps), "head map: the estimate has no head map (run with --methods attention; records "
+                        "need image tokens)")
+    return maps
 
 
 def head_map(source: Source, mode: str | None = None) -> Figure:

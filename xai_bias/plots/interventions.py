@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 
 from . import style as S
 from ._common import legend_below, condition_label, require
-from .data import MissingData, Source, bootstrap_means, lens_probabilities, percentile_ci, short_label
+from .data import MissingData, Source, short_label
 
 
 def add_note(fig: Figure, note: str) -> None:
@@ -20,71 +20,47 @@ def add_note(fig: Figure, note: str) -> None:
     fig._xai_bias_notes = notes  # type: ignore[attr-defined]
 
 
-def knockout_curves(source: Source, mode: str, n_bootstrap: int = 1000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """condition -> (mean Δ log-prob [L], CI [L, 2]) from /intervention/knockout."""
-    tr = source.trace
-    if not tr.has("intervention/knockout"):
+def knockout_curves(source: Source, mode: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """condition -> (mean Δ log-prob [L], CI [L, 2]): minus the estimate's knockout "logprob drop"
+    contribution of the image (records without image tokens are not measured)."""
+    out = {}
+    for t in getattr(source.estimate, "tables", ()) or ():
+        if t.method == "knockout" and t.mode == mode and np.asarray(t.layers).size:
+            c = np.asarray(t.contribution, float)[:, 0]
+            ci = np.asarray(t.contribution_ci, float)[:, 0]
+            out[t.condition] = (-c, -ci[:, ::-1])
+    if not out:
         raise MissingData("knockout: the trace has no /intervention/knockout (run with --methods knockout)")
-    X = np.asarray(tr["intervention/knockout"], dtype=np.float64)
-    if X.ndim != 2:
-        raise MissingData(f"knockout: /intervention/knockout has shape {X.shape}, expected [R, L]")
-    out = {}
-    for cond in source.conditions():
-        if cond == "text_only":
-            continue  # no image tokens to knock out
-        Xc = X[source.rows(cond, mode)]
-        Xc = Xc[np.isfinite(Xc).any(1)] if len(Xc) else Xc
-        if len(Xc) == 0:
-            continue
-        mean, boot = bootstrap_means(Xc, n_bootstrap, 0, ("knockout", cond, mode))
-        out[cond] = (mean, percentile_ci(boot))
-    if not out:
-        raise MissingData("knockout: no record holds knockout values")
     return out
 
 
-def lens_curves(source: Source, mode: str, n_bootstrap: int = 1000) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """condition -> (mean probability of the target letter [L], CI [L, 2])."""
+def lens_curves(source: Source, mode: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """condition -> (mean probability of the target letter [L], CI [L, 2]) from the estimate."""
     est_lens = [c for c in getattr(source.estimate, "lens", ()) or () if c.mode == mode]
-    if est_lens:
-        return {c.condition: (np.asarray(c.prob, float), np.asarray(c.prob_ci, float)) for c in est_lens}
-    if not source.trace.has("intervention/logit_lens"):
+    if not est_lens:
         raise MissingData("logit lens: the trace has no /intervention/logit_lens (run with --methods logit_lens)")
-    P = lens_probabilities(source)
-    if P is None:
-        raise MissingData("logit lens: /intervention/logit_lens has an unexpected shape")
-    out = {}
-    for cond in source.conditions():
-        Xc = P[source.rows(cond, mode)]
-        Xc = Xc[np.isfinite(Xc).any(1)] if len(Xc) else Xc
-        if len(Xc) == 0:
-            continue
-        mean, boot = bootstrap_means(Xc, n_bootstrap, 0, ("logit_lens", cond, mode))
-        out[cond] = (mean, percentile_ci(boot))
-    if not out:
-        raise MissingData("logit lens: no record holds logit-lens values with a known target letter")
-    return out
+    return {c.condition: (np.asarray(c.prob, float), np.asarray(c.prob_ci, float)) for c in est_lens}
 
 
 def _curve(ax, cond: str, mean: np.ndarray, ci: np.ndarray, k: int) -> None:
     x = np.arange(len(mean))
-    c = S.CONDITION_COLORS.get(cond, S.color_cycle(k))
+    c = S.condition_color(cond, k)
     ls = "-" if cond == "complete" else S.MODEL_LINESTYLES[1 + k % 3]
     ax.fill_between(x, ci[:, 0], ci[:, 1], color=c, alpha=0.15, linewidth=0)
     ax.plot(x, mean, ls, color=c, label=condition_label(cond), marker="o" if len(x) <= 12 else None)
 
 
-def interventions(source: Source, mode: str | None = None, n_bootstrap: int = 1000) -> Figure:
+def interventions(source: Source, mode: str | None = None) -> Figure:
     """Fig. 5: knockout (Δ answer log-prob per knocked-out layer) and logit lens (answer letter
     probability per layer, with and without the image). A missing half is left out with a note."""
     mode = mode or source.main_mode()
     notes = []
     try:
-        ko = knockout_curves(source, mode, n_bootstrap)
+        ko = knockout_curves(source, mode)
     except MissingData as e:
         ko, notes = None, notes + [str(e)]
     try:
-        lens = lens_curves(source, mode, n_bootstrap)
+        lens = lens_curves(source, mode)
     except MissingData as e:
         lens, notes = None, notes + [str(e)]
     require(ko is not None or lens is not None, "; ".join(notes))

@@ -119,7 +119,7 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
                 if t is None:
                     continue
                 x, r, ci = _ratio_curve(t)
-                c = S.model_color(j) if multi else S.METHOD_COLORS.get(method, S.model_color(k))
+                c = S.model_color(j) if multi else S.method_color(method, k)
                 fin = r[np.isfinite(r) & (r > 0)]
                 lo_all += fin.tolist()
                 hi_all += fin.tolist()
@@ -165,16 +165,8 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
     return fig
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    if ok.sum() < 3:
-        return float("nan")
-    ra = np.argsort(np.argsort(a[ok])).astype(float)
-    rb = np.argsort(np.argsort(b[ok])).astype(float)
-    ra -= ra.mean()
-    rb -= rb.mean()
-    den = np.sqrt((ra ** 2).sum() * (rb ** 2).sum())
-    return float((ra * rb).sum() / den) if den else float("nan")
+#: axis words for the estimator's units
+UNIT_WORDS = {"logprob_change": "nats", "logprob": "nats", "probability": "probability", "share": "share"}
 
 
 def _agreement_curves(est, condition: str, mode: str) -> dict[str, tuple[np.ndarray, np.ndarray, str]]:
@@ -188,9 +180,8 @@ def _agreement_curves(est, condition: str, mode: str) -> dict[str, tuple[np.ndar
             continue
         c = np.asarray(t.contribution, float)[:, 0]
         if np.isfinite(c).sum() >= 3:
-            unit = "nats" if "log" in t.measure else "probability" if "prob" in t.measure else "units"
-            what = "image log-prob drop" if "log" in t.measure else f"image {t.measure}"
-            out[t.method] = (np.asarray(t.layers), c, f"{t.method}: {what} ({unit})")
+            unit = UNIT_WORDS.get(t.units, t.units or "units")
+            out[t.method] = (np.asarray(t.layers), c, f"{t.method}: image {t.measure} ({unit})")
     return out
 
 
@@ -215,7 +206,8 @@ def method_agreement(source: Source, condition: str = "complete", mode: str | No
         (la, ya, _), (lb, yb, _) = curves[a], curves[b]
         common = np.intersect1d(la[la >= 0], lb[lb >= 0])
         xa, xb = ya[np.searchsorted(la, common)], yb[np.searchsorted(lb, common)]
-        rho, nn = rho_est.get((a, b), (_spearman(xa, xb), int((np.isfinite(xa) & np.isfinite(xb)).sum())))
+        # the estimate's ρ (it holds every pair sharing 3+ layers); none: undefined
+        rho, nn = rho_est.get((a, b), (float("nan"), int((np.isfinite(xa) & np.isfinite(xb)).sum())))
         return common, xa, xb, rho, nn
 
     most = max(len(pair(a, b)[0]) for i, a in enumerate(methods) for b in methods[i + 1:])
@@ -233,7 +225,7 @@ def method_agreement(source: Source, condition: str = "complete", mode: str | No
         if tables:
             for m, t in tables.items():
                 x = np.asarray(t.layers, float)
-                c = S.METHOD_COLORS.get(m, "black")
+                c = S.method_color(m)
                 ci = 100 * np.asarray(t.share_ci, float)[:, 0]
                 ax.fill_between(x, ci[:, 0], ci[:, 1], color=c, alpha=0.15, linewidth=0)
                 ax.plot(x, 100 * np.asarray(t.share, float)[:, 0], color=c, label=method_label(m))
@@ -259,12 +251,10 @@ def method_agreement(source: Source, condition: str = "complete", mode: str | No
                 v = R[i, j]
                 ax.text(j, i, "–" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=6.5,
                         color="white" if np.isfinite(v) and abs(v) > 0.6 else "black")
-        short = {"attention": "attention", "ig": "IG", "logit_lens": "logit lens", "knockout": "knockout",
-                 "shapley": "Shapley"}
         ax.set_xticks(range(k))
-        ax.set_xticklabels([short.get(m, m) for m in methods], rotation=30, ha="right")
+        ax.set_xticklabels([S.method_short_label(m) for m in methods], rotation=30, ha="right")
         ax.set_yticks(range(k))
-        ax.set_yticklabels([short.get(m, m) for m in methods])
+        ax.set_yticklabels([S.method_short_label(m) for m in methods])
         for sp in ax.spines.values():
             sp.set_visible(False)
         ax.tick_params(length=0)

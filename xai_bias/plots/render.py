@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from . import style as S
 from .ablation import ablation
-from .data import MissingData, Source, fallback_estimate, short_label, unique_labels
+from .data import MissingData, Source, short_label, unique_labels
 from .heads import head_map
 from .interventions import interventions
 from .layers import delta_per_layer, layer_contributions, method_agreement
@@ -42,7 +42,7 @@ FORMATS = ("pdf", "png", "svg")
 
 @dataclass(frozen=True)
 class RenderResult:
-    """Files written (in order) and notes (figures skipped, with why; fallbacks used)."""
+    """Files written (in order) and notes (figures skipped, with why)."""
 
     written: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -52,45 +52,37 @@ def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", short_label(label)).strip("-") or "trace"
 
 
-def open_sources(paths: Sequence[str | os.PathLike], n_bootstrap: int = 1000,
-                 estimator: Callable[..., Any] | None = None) -> tuple[list[Source], list[str]]:
-    """Open each trace and estimate it (``xai_bias.estimate.estimate``; the plots' own fallback
-    where that is unavailable or fails, with a note)."""
+def open_sources(paths: Sequence[str | os.PathLike], n_bootstrap: int = 1000, seed: int = 0,
+                 estimator: Callable[..., Any] | None = None) -> list[Source]:
+    """Open each trace and estimate it (``xai_bias.estimate.estimate``, or ``estimator`` with the
+    same signature). An estimate that fails is an error naming the trace: figures are never
+    drawn from numbers computed another way."""
     from ..store import open_trace
 
-    notes: list[str] = []
+    if estimator is None:
+        from ..estimate import estimate as estimator
     traces = [open_trace(p) for p in paths]
     labels = unique_labels([str(t.attrs.get("model_id") or "") for t in traces], [Path(p) for p in paths])
-    if estimator is None:
-        try:
-            from ..estimate import estimate as estimator
-        except ImportError as e:  # pragma: no cover - estimate package missing
-            estimator = None
-            notes.append(f"xai_bias.estimate unavailable ({e}); figures 1, 2, 7 use the plots' own estimate")
     sources = []
-    for p, t, lab in zip(paths, traces, labels):
-        src = Source(Path(p), lab, t)
-        est = None
-        if estimator is not None:
-            try:
-                est = estimator(t, n_bootstrap=n_bootstrap)
-            except Exception as e:  # an estimate failure must not stop the other figures
-                notes.append(f"{p}: estimate failed ({type(e).__name__}: {e}); using the plots' own estimate")
-        if est is None:
-            est = fallback_estimate(src, n_bootstrap=n_bootstrap)
-        src.estimate = est
-        sources.append(src)
-    return sources, notes
+    try:
+        for p, t, lab in zip(paths, traces, labels):
+            sources.append(Source(Path(p), lab, t, estimator(t, n_bootstrap=n_bootstrap, seed=seed)))
+    except BaseException:
+        for t in traces:
+            t.close()
+        raise
+    return sources
 
 
-def render_all(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike = "figures",
+def render_all(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike,
                formats: Sequence[str] = ("pdf", "png"), sample: str | None = None, n_bootstrap: int = 1000,
                only: Sequence[str] | None = None, images: Mapping[str, Any] | None = None,
-               estimator: Callable[..., Any] | None = None) -> RenderResult:
+               estimator: Callable[..., Any] | None = None, seed: int = 0) -> RenderResult:
     """Render every figure of the trace(s) at ``paths`` into ``out``.
 
     formats: any of pdf, png, svg. sample: sample id of the image overlays (default: the first
-    record with attention maps). n_bootstrap: resamples of the 95 % intervals. only: a subset
+    record with attention maps). n_bootstrap / seed: resamples and seed of the 95 % intervals
+    (passed to the estimator, the one source of every statistic drawn). only: a subset
     of ``FIGURES``. images: sample id -> image file, for overlays whose trace does not name the
     image. A figure whose data is absent is skipped with a note; it never raises for that.
     """
@@ -111,7 +103,8 @@ def render_all(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str 
             raise UsageError(f"figures: unknown figure(s) {unknown}; choose from {', '.join(FIGURES)}")
     want = set(only or FIGURES)
     out = Path(out)
-    sources, notes = open_sources(paths, n_bootstrap, estimator)
+    sources = open_sources(paths, n_bootstrap, seed, estimator)
+    notes: list[str] = []
     written: list[Path] = []
     multi = len(sources) > 1
 
@@ -138,7 +131,7 @@ def render_all(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str 
             if "fig4_overlays" in want:
                 emit(f"fig4_overlays{suffix}", lambda s=src: image_overlays(s, sample=sample, images=images))
             if "fig5_interventions" in want:
-                emit(f"fig5_interventions{suffix}", lambda s=src: interventions(s, n_bootstrap=n_bootstrap))
+                emit(f"fig5_interventions{suffix}", lambda s=src: interventions(s))
         if "fig6_ablation" in want:
             emit("fig6_ablation", lambda: ablation(sources))
         for src in sources:

@@ -45,45 +45,57 @@ CYCLE: tuple[str, ...] = tuple(OKABE_ITO[c] for c in _CYCLE)
 
 #: Colour per modality (image / text / other).
 MODALITY_COLORS = {"image": OKABE_ITO["blue"], "text": OKABE_ITO["vermillion"], "other": OKABE_ITO["grey"]}
-#: Colour per method.
-METHOD_COLORS = {
-    "attention": OKABE_ITO["blue"],
-    "ig": OKABE_ITO["vermillion"],
-    "shapley": OKABE_ITO["green"],
-    "knockout": OKABE_ITO["orange"],
-    "logit_lens": OKABE_ITO["purple"],
-    "ablation": OKABE_ITO["black"],
-}
-#: Colour per condition.
-CONDITION_COLORS = {
-    "complete": OKABE_ITO["blue"],
-    "text_white": OKABE_ITO["sky"],
-    "text_black": OKABE_ITO["black"],
-    "text_noise": OKABE_ITO["grey"],
-    "text_only": OKABE_ITO["orange"],
-    "image_only": OKABE_ITO["green"],
-}
 #: Line styles that tell traces (models) apart when they are overlaid.
 MODEL_LINESTYLES = ("-", "--", ":", "-.")
 MODEL_MARKERS = ("o", "s", "^", "D")
 HATCHES = ("", "//", "..", "xx")
 
-METHOD_LABELS = {
-    "attention": "attention mass",
-    "ig": "integrated gradients",
-    "shapley": "Shapley",
-    "knockout": "attention knockout",
-    "logit_lens": "logit lens",
-    "ablation": "ablation",
-}
-CONDITION_LABELS = {
-    "complete": "image + text",
-    "text_white": "text + white image",
-    "text_black": "text + black image",
-    "text_noise": "text + noise image",
-    "text_only": "text only",
-    "image_only": "image only",
-}
+
+def method_label(method: str) -> str:
+    """The method's registered label (``MethodSpec.label``); the name itself when unregistered."""
+    from ..instruments.base import load_methods
+
+    methods = load_methods()
+    return methods.get(method).label if method in methods else method
+
+
+def method_short_label(method: str) -> str:
+    from ..instruments.base import load_methods
+
+    methods = load_methods()
+    return methods.get(method).short_label if method in methods else method
+
+
+def method_color(method: str, i: int = 0) -> str:
+    """The method's registered colour, else the i-th colour of the palette."""
+    from ..instruments.base import load_methods
+
+    methods = load_methods()
+    color = methods.get(method).color if method in methods else None
+    return color or color_cycle(i)
+
+
+def condition_label(condition: str) -> str:
+    """The condition's registered label (``Condition.label``); the name when unregistered."""
+    from ..conditions import condition_label as label
+
+    return label(condition)
+
+
+def condition_bar_label(condition: str) -> str:
+    """The label wrapped for a bar axis ("text + white image" -> "text +\nwhite\nimage")."""
+    import textwrap
+
+    return "\n".join(textwrap.wrap(condition_label(condition), 7, break_long_words=False))
+
+
+def condition_color(condition: str, i: int = 0) -> str:
+    """The condition's registered colour, else the i-th colour of the palette."""
+    from ..conditions import CONDITION_REGISTRY
+
+    color = CONDITION_REGISTRY.get(condition).color if condition in CONDITION_REGISTRY else None
+    return color or color_cycle(i)
+
 
 SEQUENTIAL_CMAP = "viridis"
 OVERLAY_CMAP = "inferno"

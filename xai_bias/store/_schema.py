@@ -56,13 +56,22 @@ REQUIRED_RECORD_DATASETS = (
     "option_logprobs", "role_tokens", "meta", "input_ids", "token_roles",
 )
 
-#: Datasets with an axis over roles (axis index in the full [R, ...] shape). The reader checks
-#: that this axis has len(roles) entries.
+#: Datasets with an axis over roles (axis index in the full [R, ...] shape) in traces written
+#: before datasets carried their own ``role_axis`` attribute (the axis of the *row*, written from
+#: the method's DatasetSpec). The reader checks that this axis has len(roles) entries.
 ROLE_AXES: dict[str, int] = {
     "records/role_tokens": 1,
     "attention/mass": 3,
     "attribution/ig": 2,
 }
+
+
+def role_axis(name: str, attrs: Any) -> int | None:
+    """The role axis of dataset ``name`` in its full ``[R, ...]`` shape: its ``role_axis``
+    attribute (+1 for the record axis), else the legacy table ``ROLE_AXES``; None if none."""
+    if "role_axis" in attrs:
+        return int(attrs["role_axis"]) + 1
+    return ROLE_AXES.get(name)
 
 #: Root attributes that must agree for traces to be merged.
 MERGE_KEYS = ("schema_version", "model_id", "model_arch", "dtype", "roles", "n_layers", "n_heads",

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from ..types import CONDITIONS, LETTERS, MODALITIES, MODES
+from ..types import LETTERS, MODALITIES, MODES
 from . import _schema as S
 from .reader import Trace, open_trace
 
@@ -61,7 +61,9 @@ def describe(trace: Trace | str | os.PathLike) -> dict[str, Any]:
         pred = t["records/prediction"]
         ok = status == "ok"
         accuracy = []
-        for c in _order(cond.tolist(), CONDITIONS):
+        from ..conditions import condition_order
+
+        for c in condition_order(cond.tolist()):
             for m in _order(mode[cond == c].tolist(), MODES):
                 sel = (cond == c) & (mode == m)
                 n_ok = int((sel & ok).sum())
@@ -152,7 +154,13 @@ def _role_idx(roles: Sequence[str], names: Iterable[str]) -> list[int]:
 
 
 def _summarize(name: str, row: np.ndarray, roles: Sequence[str], attrs: dict[str, Any]) -> dict[str, Any]:
+    """A compact view of one record's row, driven by the dataset's own attributes (written from
+    the method's DatasetSpec): with a role axis and a layer axis, the image and text totals per
+    layer (other axes, e.g. heads, averaged); with group names, the value per group."""
     s: dict[str, Any] = {"shape": list(row.shape), "dtype": row.dtype.name}
+    for key in ("method", "units"):
+        if key in attrs:
+            s[key] = attrs[key]
     if row.dtype.kind in "fc" and row.size and np.isnan(row).all():
         s["missing"] = True  # the record did not have this measurement
         return s
@@ -163,17 +171,17 @@ def _summarize(name: str, row: np.ndarray, roles: Sequence[str], attrs: dict[str
     n_nan = int(vals.size - fin.size)
     if n_nan:
         s["non_finite"] = n_nan
-    image = _role_idx(roles, MODALITIES["image"])
-    text = _role_idx(roles, MODALITIES["text"])
-    if name == "attention/mass" and row.ndim == 3 and row.shape[-1] == len(roles):
-        per_head = row.astype(np.float64)  # [L, H, n_roles]
-        img = per_head[..., image].sum(-1).mean(1)
-        txt = per_head[..., text].sum(-1).mean(1)
-        s["per_layer"] = [{"layer": l, "image": _num(a, 4), "text": _num(b, 4)}
-                          for l, (a, b) in enumerate(zip(img, txt))]
-    elif name == "attribution/ig" and row.ndim == 2 and row.shape[-1] == len(roles):
-        v = row.astype(np.float64)  # [L+1, n_roles], row 0 = input embeddings
-        s["per_layer"] = [{"layer": ("embed" if l == 0 else l - 1),
+    role_ax = S.role_axis(name, attrs)
+    role_ax = None if role_ax is None else role_ax - 1  # the row's axis
+    layer_ax = attrs.get("layer_axis", 0 if role_ax is not None and row.ndim >= 2 else None)
+    if (role_ax is not None and layer_ax is not None and row.ndim >= 2 and role_ax != layer_ax
+            and row.shape[role_ax] == len(roles)):
+        first = int(attrs.get("first_layer", -1 if name == "attribution/ig" else 0))
+        v = np.moveaxis(vals, (layer_ax, role_ax), (0, -1))  # [L, ..., n_roles]
+        v = v.reshape(v.shape[0], -1, v.shape[-1]).mean(1)  # other axes averaged
+        image = _role_idx(roles, MODALITIES["image"])
+        text = _role_idx(roles, MODALITIES["text"])
+        s["per_layer"] = [{"layer": ("embed" if first + l < 0 else first + l),
                            "image": _num(v[l, image].sum(), 4), "text": _num(v[l, text].sum(), 4)}
                           for l in range(v.shape[0])]
     elif row.ndim == 1 and isinstance(attrs.get("groups"), list) and len(attrs["groups"]) == row.shape[0]:
@@ -250,6 +258,14 @@ def format_description(d: dict[str, Any], max_problems: int = 20) -> str:
     return "\n".join(lines)
 
 
+def _method_label(method: str) -> str:
+    """The registered label of the method that wrote a dataset (the name when unregistered)."""
+    from ..instruments.base import load_methods
+
+    methods = load_methods()
+    return methods.get(method).label if method in methods else method
+
+
 def format_record(d: dict[str, Any]) -> str:
     """Plain-text rendering of ``describe_record``'s dict."""
     lines = [f"Record {d['index']}: sample {d['sample_id']} · {d['condition']} · {d['mode']}"]
@@ -268,7 +284,8 @@ def format_record(d: dict[str, Any]) -> str:
         resp = d["response"]
         lines += ["", "Response", "  " + (resp if len(resp) <= 500 else resp[:497] + "...").replace("\n", "\n  ")]
     for name, s in d["measurements"].items():
-        lines += ["", f"/{name}  {'×'.join(str(x) for x in s['shape']) or 'scalar'} {s['dtype']}"]
+        what = f"  ({_method_label(s['method'])}; {s['units']})" if "method" in s and "units" in s else ""
+        lines += ["", f"/{name}  {'×'.join(str(x) for x in s['shape']) or 'scalar'} {s['dtype']}{what}"]
         if s.get("missing"):
             lines.append("  (not measured for this record)")
             continue

@@ -96,7 +96,7 @@ class Trace:
             if ds.dtype.kind == "O" and h5py.check_string_dtype(ds.dtype) is None \
                     and h5py.check_vlen_dtype(ds.dtype) is None:
                 raise TraceError(f"{p}: dataset /{name} has an unsupported dtype {ds.dtype}")
-            axis = S.ROLE_AXES.get(name)
+            axis = S.role_axis(name, ds.attrs)
             if axis is not None and self.roles:
                 if ds.ndim <= axis or ds.shape[axis] != len(self.roles):
                     raise TraceError(
