@@ -101,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--predictions", nargs="+", metavar="PRED.jsonl[=CONDITION]",
                    help="predictions JSONL file(s); PATH=NAME labels a file whose lines carry no condition")
     c.add_argument("--complete", default="complete")
-    c.add_argument("--text", default="text_white")
-    c.add_argument("--image", default="image_only")
+    c.add_argument("--text", help="the condition without the image (default text_white, else the first "
+                                   "registered one present that removes the image)")
+    c.add_argument("--image", help="the condition without the text (default image_only, else the first "
+                                    "registered one present that removes the text)")
     c.add_argument("--format", default="md", choices=("md", "latex", "csv", "json"))
 
     f = sub.add_parser("figures", help="render paper figures from traces")

@@ -197,4 +197,5 @@ def test_gpt4o_direct_vs_cot():
     assert 0.50 < acc.get("cot").accuracy < 0.60 and 0.38 < acc.get("direct").accuracy < 0.48  # official parser: 55.0 / 40.1
     assert acc.get("cot").diff > 0
     text = report(rows, complete="direct", text="cot")
-    assert "Complete & Text" in text and "image_only absent" in text
+    assert "Complete & Text" in text and "no condition that removes the text" in text
+    assert "only direct & cot compared" in text

@@ -421,10 +421,23 @@ def _numeric_col(body: Sequence[Sequence[str]], i: int) -> bool:
     return bool(vals)
 
 
-def report(rows: Any, complete: str = "complete", text: str = "text_white", image: str | None = "image_only",
+def default_pair(conditions: Iterable[str], modality: str, prefer: str | None = None) -> str | None:
+    """The condition Table 2 compares for ``modality`` when none is named: ``prefer`` if present,
+    else the first present (registry order) that removes that modality (``Condition.removes``)."""
+    from .conditions import condition_order, removes
+
+    present = condition_order(conditions)
+    if prefer in present:
+        return prefer
+    return next((c for c in present if removes(c) == modality), None)
+
+
+def report(rows: Any, complete: str = "complete", text: str | None = None, image: str | None = None,
            fmt: str = "md") -> str:
     """Both tables as one text: Table 1, then Table 2 for every (mode, variant) group that has
-    the compared conditions (without ``image`` only "Complete & Text"); notes say what is left out."""
+    the compared conditions (without an image condition only "Complete & Text"); notes say what
+    is left out. ``text`` / ``image`` None: per group, ``text_white`` / ``image_only`` if present,
+    else the first registered condition present that removes the image / the text."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     preds = as_predictions(rows)
@@ -434,14 +447,17 @@ def report(rows: Any, complete: str = "complete", text: str = "text_white", imag
     tables, notes = [], []
     for (mode, variant), by_cond in sorted(_index(preds).items()):
         group = f"mode {mode}" + (f", options {variant}" if variant else "")
-        if complete not in by_cond or text not in by_cond:
-            notes.append(f"{group}: no consistency table (needs conditions {complete} and {text}; "
-                         f"present: {', '.join(_cond_order(by_cond))})")
+        txt = text or default_pair(by_cond, "image", prefer="text_white")
+        if complete not in by_cond or txt not in by_cond:
+            notes.append(f"{group}: no consistency table (needs conditions {complete} and "
+                         f"{txt or 'one that removes the image'}; present: {', '.join(_cond_order(by_cond))})")
             continue
-        img = image if image in by_cond else None
-        if image and img is None:
-            notes.append(f"{group}: condition {image} absent, only {complete} & {text} compared")
-        t = consistency_table(preds, complete, text, img, mode=mode, variant=variant)
+        wanted = image or default_pair(by_cond, "text", prefer="image_only")
+        img = wanted if wanted in by_cond else None
+        if img is None:
+            what = f"condition {image} absent" if image else "no condition that removes the text (e.g. image_only)"
+            notes.append(f"{group}: {what}, only {complete} & {txt} compared")
+        t = consistency_table(preds, complete, txt, img, mode=mode, variant=variant)
         if t.missing:
             notes.append(f"{group}: {len(t.missing)} sample(s) missing a condition left out: "
                          + ", ".join(f"{sid} (no {'/'.join(c)})" for sid, c in t.missing[:10])

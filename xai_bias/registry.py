@@ -33,6 +33,13 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._items[name] = obj
 
+    def remove(self, name: str) -> T:
+        """Take ``name`` out of the registry (e.g. a plug-in registered for one study or test)."""
+        try:
+            return self._items.pop(name)
+        except KeyError:
+            raise UnknownNameError(self.unknown_message(name)) from None
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 
+from ..consistency import to_dict
 from .results import MODALITY_COLUMNS, Estimate, ModalityTable, Overall
 
 
@@ -51,7 +52,8 @@ def _table_json(t: ModalityTable) -> dict:
     return {
         "method": t.method, "measure": t.measure, "condition": t.condition, "mode": t.mode,
         "n_samples": t.n_samples, "included": list(t.included), "definition": t.definition,
-        "overall_rule": t.overall_rule, "note": t.note, "layers": rows, "overall": _overall_json(t.overall),
+        "overall_rule": t.overall_rule, "note": t.note, "units": t.units, "layers": rows,
+        "overall": _overall_json(t.overall),
     }
 
 
@@ -86,6 +88,15 @@ def estimate_to_json(est: Estimate) -> dict:
             "kind": g.kind, "condition": g.condition, "mode": g.mode, "method_a": g.method_a,
             "method_b": g.method_b, "n": g.n, "spearman": _num(g.spearman),
         } for g in est.agreement],
+        "heads": [{
+            "method": h.method, "condition": h.condition, "mode": h.mode, "n_samples": h.n_samples,
+            "share": [[_num(x) for x in row] for row in h.share],
+        } for h in est.heads],
+        "accuracy": [{
+            "condition": a.condition, "mode": a.mode, "n": a.n, "correct": a.correct,
+            "accuracy": _num(a.accuracy), "ci": _pair(a.ci), "diff": None if a.diff is None else _num(a.diff),
+        } for a in est.accuracy],
+        "consistency": [to_dict(t) for t in est.consistency],
         "warnings": list(est.warnings),
     }
 
