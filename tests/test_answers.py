@@ -12,6 +12,8 @@ from xai_bias.answers import parse_choice
 from xai_bias.errors import UsageError
 from xai_bias.types import LETTERS
 
+from .conftest import require_shared, require_tool  # noqa: F401
+
 GPT4O = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mmmu_pro_gpt4o"
 OPTS4 = ["12 cm", "15 cm", "Paris", "None of the above"]
 OPTS10 = [f"{v} kPa" for v in (120, 130, 140, 145, 150, 160, 170, 180, 190, 200)]
@@ -88,10 +90,7 @@ def _official_found(response: str, options: list[str]) -> bool:
 
 
 def _official_rows(name: str):
-    path = GPT4O / name
-    if not path.is_file():
-        pytest.skip(f"shared data absent ({path})")
-    return _read_rows(path)
+    return _read_rows(require_shared(GPT4O / name))
 
 
 @functools.lru_cache(maxsize=2)

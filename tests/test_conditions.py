@@ -14,6 +14,8 @@ from xai_bias.errors import UnknownNameError, UsageError
 from xai_bias.options import reduce_options
 from xai_bias.types import CONDITIONS, PromptView, Sample
 
+from .conftest import require_shared, require_tool  # noqa: F401
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MMMU = SHARED / "data" / "mmmu_pro_tool" / "data.jsonl"
 
@@ -118,8 +120,7 @@ def test_render_question_image(sample):
 
 
 def test_render_real_item_legible():
-    if not MMMU.is_file():
-        pytest.skip(f"shared data absent ({MMMU})")
+    require_shared(MMMU)
     from xai_bias.samples import load_samples
 
     s = load_samples(MMMU, on_error="skip", limit=1).samples[0]

@@ -16,6 +16,8 @@ from xai_bias.consistency import (Prediction, accuracy_table, as_predictions, co
                                   load_predictions, report, rows_from_trace)
 from xai_bias.errors import SampleError, UsageError
 
+from .conftest import require_shared, require_tool  # noqa: F401
+
 GPT4O = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mmmu_pro_gpt4o"
 
 # sample: (complete, text_white, image_only, answer)
@@ -139,8 +141,8 @@ def test_formatters():
     assert "s6 (no image_only)" in report(hand_rows())
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_compiles(tmp_path):
+    require_tool("pdflatex")
     doc = ("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
            + report(hand_rows(), fmt="latex") + "\n\\end{document}\n")
     (tmp_path / "t.tex").write_text(doc)
@@ -186,8 +188,7 @@ def test_load_predictions_bad_lines(tmp_path, line, cause):
 
 def test_gpt4o_direct_vs_cot():
     direct, cot = GPT4O / "standard10_direct.jsonl", GPT4O / "standard10_cot.jsonl"
-    if not direct.is_file():
-        pytest.skip(f"shared data absent ({direct})")
+    require_shared(direct)
     rows = load_predictions(direct, condition="direct") + load_predictions(cot, condition="cot")
     t = consistency_table(rows, complete="direct", text="cot", image=None)
     r = t.rows[0]

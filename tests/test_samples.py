@@ -13,9 +13,10 @@ from PIL import Image
 from xai_bias.errors import SampleError, UsageError
 from xai_bias.samples import MAX_IMAGE_PIXELS, SampleSet, load_samples, parse_options
 
+from .conftest import require_shared, require_tool  # noqa: F401
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 MMMU = SHARED / "data" / "mmmu_pro_tool" / "data.jsonl"
-needs_shared = pytest.mark.skipif(not MMMU.is_file(), reason=f"shared data absent ({MMMU})")
 
 
 def png(path: Path, size=(8, 6), color=(10, 200, 30)) -> Path:
@@ -166,9 +167,8 @@ def test_parquet_needs_pyarrow(tmp_path):
         load_samples(tmp_path / "nope.jsonl")
 
 
-@needs_shared
 def test_real_mmmu_pro_items():
-    s = load_samples(MMMU, on_error="skip")
+    s = load_samples(require_shared(MMMU), on_error="skip")
     assert len(s) == 199 and s.name == "mmmu_pro_tool"
     assert [(p.where.split(" ")[0].rsplit(":", 1)[1], "validation_Clinical_Medicine_26" in p.where) for p in s.problems] == [("129", True)]
     assert "image_1 not found" in s.problems[0].cause
@@ -178,10 +178,10 @@ def test_real_mmmu_pro_items():
         load_samples(MMMU)  # stop: raised before any model work
 
 
-@needs_shared
 def test_probe_mmmu_pro():
     from probes import load_probes
 
+    require_shared(MMMU)
     build = load_probes().get("mmmu_pro")
     s = build(limit=3)
     assert s.name == "mmmu_pro" and len(s) == 3
