@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 from pathlib import Path
 
 from xai_bias import commands
 from xai_bias.errors import XaiBiasError
 from xai_bias.instruments import runnable_methods
+from xai_bias.invocation import command_line
 from probes import load_probes
 
 DEFAULT_OUT = "runs/demo.h5"
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    args.command_line = shlex.join(["python", "cli.py", *argv])
+    args.command_line = command_line(argv)  # the resume hint repeats what the user ran
     try:
         return commands.dispatch(args, probes=load_probes)
     except XaiBiasError as exc:
