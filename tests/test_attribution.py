@@ -461,6 +461,7 @@ def _image_shapley_share(path, samples) -> float:
     return float(np.mean(shares))
 
 
+@pytest.mark.slow
 def test_demo_biased_image_shapley_share_lower_than_balanced():
     """Over the hint_conflict probe's conflicting-hint items, the text-biased demo model's image
     Shapley share is lower than the balanced model's; the two figures are printed (measured when

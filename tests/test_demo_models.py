@@ -114,6 +114,7 @@ def test_image_labels_agree_with_the_questions():
 
 # ----------------------------------------------------------------------------- committed weights
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["demo-biased", "demo-balanced"])
 def test_committed_weights_reproduce_the_model_card(name):
     from xai_bias.models import load_vlm
@@ -138,6 +139,7 @@ def test_demo_models_show_the_planted_bias():
 
 # ----------------------------------------------------------------------------- training script
 
+@pytest.mark.slow
 def test_training_script_runs_a_few_steps(tmp_path):
     from xai_bias.models import load_vlm
 

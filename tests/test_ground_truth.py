@@ -10,6 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # trains nothing, but runs both demo models over 100+ items
+
 from probes import load_probes
 from xai_bias.estimate import estimate
 from xai_bias.instruments import MethodSettings

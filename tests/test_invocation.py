@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import os
 import shlex
 import shutil
@@ -19,6 +21,7 @@ def test_script_and_console_script():
     assert command_line(["attribute"], "/venv/bin/xai-bias") == "xai-bias attribute"
 
 
+@pytest.mark.slow
 def test_launcher_prefix_is_kept(tmp_path):
     """Under torchrun the hint starts with torchrun and its own flags (read from the agent)."""
     script = tmp_path / "cli.py"

@@ -142,6 +142,7 @@ def _pixels(path: Path) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ tests
+@pytest.mark.slow
 def test_every_figure_is_written_and_not_blank(rendered):
     d, res = rendered["a"]
     assert not [n for n in res.notes if n.startswith("skipped")], res.notes
@@ -155,6 +156,7 @@ def test_every_figure_is_written_and_not_blank(rendered):
         assert (d / f"{name}.pdf").read_bytes().startswith(b"%PDF")
 
 
+@pytest.mark.slow
 def test_sizes_are_paper_widths(rendered):
     from PIL import Image
 
@@ -163,6 +165,7 @@ def test_sizes_are_paper_widths(rendered):
     assert set(widths.values()) <= {round(3.3 * 200), round(6.9 * 200)}, widths
 
 
+@pytest.mark.slow
 def test_rendering_twice_gives_identical_bytes(rendered):
     (d1, r1), (d2, r2) = rendered["a"], rendered["a2"]
     assert [p.name for p in r1.written] == [p.name for p in r2.written]
@@ -172,6 +175,7 @@ def test_rendering_twice_gives_identical_bytes(rendered):
     assert b"CreationDate" not in pdf and b"ModDate" not in pdf
 
 
+@pytest.mark.slow
 def test_figures_change_when_the_data_changes(rendered):
     (da, _), (db, rb) = rendered["a"], rendered["b"]
     assert not [n for n in rb.notes if n.startswith("skipped")], rb.notes

@@ -50,6 +50,7 @@ def assert_same_trace(a: Path, b: Path) -> None:
             np.testing.assert_array_equal(ta[name], tb[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_equal_single_run(tmp_path):
     samples = write_samples(tmp_path, n=5)
     single, merged = tmp_path / "single.h5", tmp_path / "merged.h5"
@@ -298,6 +299,7 @@ def test_instruments_on_a_model_split_by_device_map(tmp_path):
             np.testing.assert_allclose(ra.measurements[name], rb.measurements[name], atol=1e-4, err_msg=name)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_after_the_batch_in_flight_and_prints_the_resume_command(tmp_path):
     samples = write_samples(tmp_path, n=12)
     ref, out = tmp_path / "ref.h5", tmp_path / "int.h5"
