@@ -13,7 +13,8 @@ template, tiny config) plus, at most, a named processor quirk in ``processors.py
 
 from .batching import Batch, collate
 from .families import FAMILIES, Family
-from .loading import load_vlm, resolve_device, resolve_dtype
+from .devices import resolve_device, resolve_dtype
+from .loading import load_vlm
 from .prompting import Encoded, encode, format_options
 from .scoring import forward, letter_logprobs, option_logprobs, predict
 from .spec import VLM, ModelSpec

@@ -86,7 +86,7 @@ class VLM:
 
     def to(self, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> "VLM":
         """Move the model (in place) to ``device`` / ``dtype`` ("auto" as in ``load_vlm``); returns self."""
-        from .loading import resolve_device, resolve_dtype
+        from .devices import resolve_device, resolve_dtype
 
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
