@@ -468,3 +468,43 @@ def test_rows_from_2d_padding_mask_match_4d_mask():
         got = obs._probs(Attn(), q, k, pad, rows, 0.3, True, None, w)
         assert torch.equal(want, got)
         np.testing.assert_allclose(want.sum(-1).numpy(), 1.0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# the runner's chain-of-thought path, end to end, against the eager oracle
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_runner_cot_attention_equals_eager(arch, tmp_path):
+    """``Runner`` in cot mode (generate, parse, one measurement pass over prompt + generation with
+    the method's capture): the recorded answer-row mass and the mean over generated rows equal
+    eager attention on that very pass."""
+    from xai_bias.conditions import make_view
+    from xai_bias.generation import emitting_row, extend_batch
+    from xai_bias.models import encode
+    from xai_bias.run import RunConfig, Runner, WorkItem
+    from xai_bias.types import Sample
+    from tests.helpers import write_image
+
+    vlm = get_vlm(arch)
+    samples = [Sample(id=f"s{i}", question=q, options=("red", "blue", "green"), answer="A",
+                      images=(write_image(tmp_path / f"i{i}.png", i),))
+               for i, q in enumerate(("<image 1> What colour is the shape?", "<image 1> Which?"))]
+    config = RunConfig(out=tmp_path / "t.h5", mode="cot", methods=("attention",), max_new_tokens=6,
+                       progress=False)
+    items = [WorkItem(s, "complete", "cot") for s in samples]
+    records = Runner(vlm, config).run_batch(items)
+    assert all(r.status == "ok" for r in records), [r.status for r in records]
+    # the same pass, rebuilt from what the records hold
+    encs = [encode(vlm, make_view(s, "complete", "cot", seed=config.seed)) for s in samples]
+    gens = [np.asarray(r.input_ids[len(e):], np.int64) for r, e in zip(records, encs)]
+    assert all(g.size for g in gens)
+    full = extend_batch(vlm, encs, gens)
+    roles = full.role_matrix()
+    mass, _, _ = oracle(eager_attentions(vlm, full), roles)
+    for b, (rec, enc, gen) in enumerate(zip(records, encs, gens)):
+        letter = vlm.letter_token_ids([rec.prediction])[0] if rec.prediction else None
+        row = emitting_row(full, b, len(enc), gen, letter)
+        assert maxerr(rec.measurements["attention/mass"], mass[b, :, :, row]) < TOL
+        gen_rows = np.flatnonzero(roles[b] == GEN)
+        assert maxerr(rec.measurements["attention/mass_generated"], mass[b][:, :, gen_rows].mean(2)) < TOL
