@@ -147,6 +147,12 @@ def test_observe_attention_restores_on_error_and_switches_the_text_decoder_only(
             run(vlm, batch)
     assert current_implementation(text) == before[0] and _ACTIVE.get() == ()
     assert torch.equal(run(vlm, batch).logits, ref)
+    # one name, registered once however many observations ran (public mapping views)
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    for interface in (ALL_ATTENTION_FUNCTIONS, ALL_MASK_ATTENTION_FUNCTIONS):
+        assert [k for k in interface if k.startswith("xai_bias")] == [OBSERVED]
 
 
 def test_observed_name_outside_an_observation_is_an_error(setup):

@@ -10,7 +10,7 @@ import torch
 
 from ..types import ROLE_INDEX, TokenRoles
 from .prompting import Encoded
-from .sites import SiteError, Sites
+from .sites import SiteError
 from .spec import VLM
 
 
@@ -72,7 +72,7 @@ def pad_token_id(tokenizer) -> int:
     return pad_id if pad_id is not None else (tokenizer.eos_token_id or 0)
 
 
-def _check_declared(sites: Sites, key: str, values: Sequence[torch.Tensor | None], lengths: Sequence[int]) -> None:
+def _check_declared(key: str, values: Sequence[torch.Tensor | None], lengths: Sequence[int]) -> None:
     """An input the family data does not name is an error when it looks per-token or like pixels
     (collating it as image metadata would silently mis-pad it / keep it under a condition image)."""
     for v, n in zip(values, lengths):
@@ -110,7 +110,7 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
             inputs[key] = out
             continue
         if key not in sites.pixel_keys:
-            _check_declared(sites, key, values, lengths)
+            _check_declared(key, values, lengths)
         present = [v for v in values if v is not None]
         if sites.image_batching == "pad":
             if len(present) < len(values):  # items without images get zero (dropped) images
