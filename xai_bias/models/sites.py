@@ -139,14 +139,14 @@ class Sites:
 # paths
 
 
-def submodule(root: torch.nn.Module, path: str) -> torch.nn.Module:
+def submodule(root: torch.nn.Module, path: str, root_name: str = "the model") -> torch.nn.Module:
     """The registered submodule at dotted ``path`` ("" = ``root``); SiteError when absent."""
     mod = root
     walked = []
     for part in path.split(".") if path else ():
         children = dict(mod.named_children())
         if part not in children:
-            where = ".".join(walked) or "the model root"
+            where = f"{root_name}'s {'.'.join(walked)}" if walked else root_name
             raise SiteError(f"no submodule {part!r} in {where} ({type(mod).__name__}) while resolving "
                             f"{path!r}; its children are: {', '.join(children) or 'none'}")
         mod = children[part]
@@ -207,10 +207,9 @@ def _decoder_path(model: torch.nn.Module, spec: SiteSpec) -> str:
 
 def _layers_path(decoder: torch.nn.Module, where: str, spec: SiteSpec) -> torch.nn.ModuleList:
     try:
-        layers = submodule(decoder, spec.layers)
+        layers = submodule(decoder, spec.layers, f"the decoder {where!r}")
     except SiteError as exc:
-        raise SiteError(f"looked for the decoder layers at {spec.layers!r} in the decoder {where!r} "
-                        f"({type(decoder).__name__}): {exc}; declare SiteSpec(layers=...) "
+        raise SiteError(f"looked for the decoder layers: {exc}; declare SiteSpec(layers=...) "
                         f"(or SiteSpec(decoder=...) if this is not the text decoder)") from None
     if not isinstance(layers, torch.nn.ModuleList) or len(layers) == 0:
         raise SiteError(f"{where}.{spec.layers} is a {type(layers).__name__}, not a non-empty ModuleList of "
@@ -221,10 +220,7 @@ def _layers_path(decoder: torch.nn.Module, where: str, spec: SiteSpec) -> torch.
 def _attention_path(layer: torch.nn.Module, index: int, spec: SiteSpec) -> str:
     children = dict(layer.named_children())
     if spec.attention is not None:
-        try:
-            submodule(layer, spec.attention)
-        except SiteError as exc:
-            raise SiteError(f"decoder layer {index}: {exc}") from None
+        submodule(layer, spec.attention, f"decoder layer {index}")
         return spec.attention
     if "self_attn" in children:
         return "self_attn"
@@ -238,7 +234,7 @@ def _attention_path(layer: torch.nn.Module, index: int, spec: SiteSpec) -> str:
 
 def _final_norm_path(decoder: torch.nn.Module, where: str, spec: SiteSpec) -> str:
     if spec.final_norm is not None:
-        submodule(decoder, spec.final_norm)
+        submodule(decoder, spec.final_norm, f"the decoder {where!r}")
         return spec.final_norm
     children = dict(decoder.named_children())
     for name in FINAL_NORM_NAMES:
