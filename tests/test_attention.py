@@ -19,9 +19,7 @@ from xai_bias.instruments.attention import (
     MAP_WIDTH,
     AttentionMethod,
     capture_attention,
-    cot_attention,
     image_positions,
-    text_attention_configs,
 )
 from xai_bias.instruments.base import METHODS, MethodSettings, Target
 from xai_bias.models import FAMILIES
@@ -56,9 +54,9 @@ def _image(seed: int, size=(112, 112)):
     return Image.fromarray((rng.rand(size[1], size[0], 3) * 255).astype("uint8"))
 
 
-def make_batch(vlm, n_items: int = 2):
-    """Two prompts of different length (the second left-padded), each with one image."""
-    from xai_bias.models import collate, encode
+def make_encoded(vlm, n_items: int = 2):
+    """Two prompts of different length (batched, the second is left-padded), each with one image."""
+    from xai_bias.models import encode
 
     views = [
         PromptView(question="Which shape is shown in the picture, and what is its colour?",
@@ -69,46 +67,24 @@ def make_batch(vlm, n_items: int = 2):
         PromptView(question="Is it round?", options=("yes", "no"), letters=tuple("AB"),
                    instruction="Answer.", images=(_image(1),)),
     ][:n_items]
-    return collate(vlm, [encode(vlm, v) for v in views])
+    return [encode(vlm, v) for v in views]
 
 
-def with_generation(vlm, batch, n_gen=(5, 3)):
-    """The batch with generated tokens appended (role ``generated``), as a cot forward pass sees
-    it: item b gets n_gen[b] tokens, right-aligned (the shorter generation is left-padded)."""
-    from xai_bias.models.batching import Batch
-    from xai_bias.types import TokenRoles
+def make_batch(vlm, n_items: int = 2):
+    from xai_bias.models import collate
+
+    return collate(vlm, make_encoded(vlm, n_items))
+
+
+def with_generation(vlm, n_gen=(5, 3)):
+    """The cot measurement batch of ``make_encoded``'s prompts, built by the runner's own code
+    (``generation.extend_batch``): item b followed by n_gen[b] generated tokens (role
+    ``generated``), left-padded."""
+    from xai_bias.generation import extend_batch
 
     letters = vlm.letter_token_ids(list("ABCD"))
-    B, T = batch.inputs["input_ids"].shape
-    G = max(n_gen)
-    ids, am, roles, pads = [], [], [], []
-    pad_id = vlm.tokenizer.pad_token_id or 0
-    for b in range(B):
-        # move the extra padding to the left so the sequences stay left-padded
-        extra = G - n_gen[b]
-        gen = torch.tensor([letters[(b + i) % len(letters)] for i in range(n_gen[b])])
-        row = batch.inputs["input_ids"][b]
-        ids.append(torch.cat([torch.full((extra,), pad_id), row, gen]))
-        am.append(torch.cat([torch.zeros(extra, dtype=torch.long), batch.inputs["attention_mask"][b],
-                             torch.ones(n_gen[b], dtype=torch.long)]))
-        r = np.concatenate([batch.roles[b].role, np.full(n_gen[b], GEN)])
-        roles.append(TokenRoles(r))
-        pads.append(batch.pad[b] + extra)
-    inputs = dict(batch.inputs)
-    inputs["input_ids"] = torch.stack(ids)
-    inputs["attention_mask"] = torch.stack(am)
-    for key in ("mm_token_type_ids", "token_type_ids"):
-        if key in inputs:
-            v = inputs[key]
-            # generated tokens are text (0), except PaliGemma's suffix type 1 (as its generate does)
-            fill = 1 if (key == "token_type_ids" and vlm.spec.arch == "paligemma") else 0
-            inputs[key] = torch.stack([
-                torch.cat([v.new_zeros(G - n_gen[b]), v[b], v.new_full((n_gen[b],), fill)]) for b in range(B)])
-    if "position_ids" in inputs:  # left-padded positions, as collate makes them
-        assert inputs["position_ids"].dim() == 2, "test helper extends [B, T] position ids only"
-        inputs["position_ids"] = (inputs["attention_mask"].cumsum(-1) - 1).clamp(min=0)
-    return Batch(inputs=inputs, roles=tuple(roles), pad=tuple(pads), answer_pos=T + G - 1,
-                 image_grids=batch.image_grids)
+    gen = [np.array([letters[(b + i) % len(letters)] for i in range(n)]) for b, n in enumerate(n_gen)]
+    return extend_batch(vlm, make_encoded(vlm, len(n_gen)), gen)
 
 
 def plain_logits(vlm, batch):
@@ -158,11 +134,11 @@ def maxerr(a, b) -> float:
 
 
 def no_override_left(vlm, before: dict) -> None:
-    from transformers.masking_utils import AttentionMaskInterface
-    from transformers.modeling_utils import AttentionInterface
+    """No observation active and every config's implementation as before (the one registered
+    name stays registered, by design: it dispatches only inside an observation)."""
+    from xai_bias.models import attention_hook
 
-    assert not [k for k in AttentionInterface._global_mapping if k.startswith("xai_bias")]
-    assert not [k for k in AttentionMaskInterface._global_mapping if k.startswith("xai_bias")]
+    assert attention_hook._ACTIVE.get() == ()
     assert _impls(vlm) == before
 
 
@@ -259,7 +235,7 @@ def test_method_direct_and_cot(arch):
             np.testing.assert_array_equal(a[k], b[k])
 
     # chain of thought: answer rows somewhere inside the generation
-    full = with_generation(vlm, batch, n_gen=(5, 3))
+    full = with_generation(vlm, n_gen=(5, 3))
     froles = full.role_matrix()
     FT = froles.shape[1]
     answer = [FT - 3, FT - 2]  # rows that emit a generated token
@@ -268,7 +244,7 @@ def test_method_direct_and_cot(arch):
     targets = [Target(answer_pos=a, token_id=0, letter_ids=()) for a in answer]
     rows = method.measure(full, targets)
     fmass, fmaps, fflow = oracle(eager_attentions(vlm, full), froles)
-    direct_cot = cot_attention(vlm, full, answer, maps=True, flow=True)
+    without_capture = METHODS.get("attention").build(vlm, settings).measure(full, targets)
     for b, row in enumerate(rows):
         gen = np.flatnonzero(froles[b] == GEN)
         assert gen.size == (5, 3)[b]
@@ -279,7 +255,7 @@ def test_method_direct_and_cot(arch):
         assert maxerr(row["attention/flow"], fflow[b]) < TOL
         assert not np.isnan(row["attention/flow"][:, GEN]).any()
         for k in ("attention/mass", "attention/mass_generated", "attention/maps", "attention/flow"):
-            assert maxerr(direct_cot[b][k], row[k]) < TOL, k
+            assert maxerr(without_capture[b][k], row[k]) < TOL, k
     attrs = method.dataset_attrs()
     assert {"attention/mass", "attention/maps", "attention/flow"} <= set(attrs)
     assert "query_row" in attrs["attention/mass"] and "normalisation" in attrs["attention/mass"]
@@ -400,11 +376,13 @@ def test_nested_and_unique_names():
         with capture_attention(vlm, [T - 2] * 2, roles) as inner:
             with torch.no_grad():
                 vlm.model(**batch.inputs, use_cache=False)
-        assert inner.impl_name != outer.impl_name
+        assert inner.impl_name == outer.impl_name == "sdpa + selected softmax rows"  # not the nested name
     no_override_left(vlm, before)
     assert inner.row_mass is not None and (inner.n_calls == 1).all()
-    # the inner capture wraps the outer one, so both saw the pass
+    # both observations saw the one pass, each its own rows
     assert outer.row_mass is not None and (outer.n_calls == 1).all()
+    mass, _, _ = oracle(eager_attentions(vlm, batch), roles)
+    assert maxerr(outer.mass, mass[:, :, :, T - 1]) < TOL and maxerr(inner.mass, mass[:, :, :, T - 2]) < TOL
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
@@ -443,7 +421,7 @@ def test_maps_width_setting_and_trace_roundtrip(tmp_path):
     with method.capture(batch):
         forward(vlm, batch)
     targets = [Target(answer_pos=batch.answer_pos, token_id=0, letter_ids=())] * len(batch)
-    with pytest.warns(UserWarning, match="map_width"):
+    with pytest.warns(UserWarning, match="--attention-map-width"):
         rows = method.measure(batch, targets)
     assert rows[0]["attention/maps"].shape == (vlm.spec.n_layers, n_img - 1)
     assert rows[0]["attention/map_grid"].shape == (2, 2)
@@ -469,7 +447,7 @@ def test_maps_width_setting_and_trace_roundtrip(tmp_path):
 def test_rows_from_2d_padding_mask_match_4d_mask():
     """Wrapping a flash-style implementation (2-D padding mask + causal + sliding window kwarg)
     gives the same rows as the 4-D boolean mask sdpa gets."""
-    from xai_bias.instruments.attention import _Observer
+    from xai_bias.instruments.attention_capture import _Observer
 
     torch.manual_seed(0)
     B, H, Hkv, T, d = 2, 4, 2, 12, 8
@@ -482,10 +460,50 @@ def test_rows_from_2d_padding_mask_match_4d_mask():
     class Attn:
         is_causal = True
 
-    obs = _Observer({}, 1, np.zeros((1, 1), np.int64), np.ones((1, 1), bool), np.zeros((B, T)), False, False, 4)
+    obs = _Observer(1, np.zeros((1, 1), np.int64), np.ones((1, 1), bool), np.zeros((B, T)), False, False, 4)
     rows = torch.tensor([[11, 5], [11, 6]])
     for m, w in ((m4, None), (m4 & window[None, None], 3)):
         want = obs._probs(Attn(), q, k, m, rows, 0.3, True, None, None)
         got = obs._probs(Attn(), q, k, pad, rows, 0.3, True, None, w)
         assert torch.equal(want, got)
         np.testing.assert_allclose(want.sum(-1).numpy(), 1.0, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------
+# the runner's chain-of-thought path, end to end, against the eager oracle
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_runner_cot_attention_equals_eager(arch, tmp_path):
+    """``Runner`` in cot mode (generate, parse, one measurement pass over prompt + generation with
+    the method's capture): the recorded answer-row mass and the mean over generated rows equal
+    eager attention on that very pass."""
+    from xai_bias.conditions import make_view
+    from xai_bias.generation import emitting_row, extend_batch
+    from xai_bias.models import encode
+    from xai_bias.run import RunConfig, Runner, WorkItem
+    from xai_bias.types import Sample
+    from tests.helpers import write_image
+
+    vlm = get_vlm(arch)
+    samples = [Sample(id=f"s{i}", question=q, options=("red", "blue", "green"), answer="A",
+                      images=(write_image(tmp_path / f"i{i}.png", i),))
+               for i, q in enumerate(("<image 1> What colour is the shape?", "<image 1> Which?"))]
+    config = RunConfig(out=tmp_path / "t.h5", mode="cot", methods=("attention",), max_new_tokens=6,
+                       progress=False)
+    items = [WorkItem(s, "complete", "cot") for s in samples]
+    records = Runner(vlm, config).run_batch(items)
+    assert all(r.status == "ok" for r in records), [r.status for r in records]
+    # the same pass, rebuilt from what the records hold
+    encs = [encode(vlm, make_view(s, "complete", "cot", seed=config.seed)) for s in samples]
+    gens = [np.asarray(r.input_ids[len(e):], np.int64) for r, e in zip(records, encs)]
+    assert all(g.size for g in gens)
+    full = extend_batch(vlm, encs, gens)
+    roles = full.role_matrix()
+    mass, _, _ = oracle(eager_attentions(vlm, full), roles)
+    for b, (rec, enc, gen) in enumerate(zip(records, encs, gens)):
+        letter = vlm.letter_token_ids([rec.prediction])[0] if rec.prediction else None
+        row = emitting_row(full, b, len(enc), gen, letter)
+        assert maxerr(rec.measurements["attention/mass"], mass[b, :, :, row]) < TOL
+        gen_rows = np.flatnonzero(roles[b] == GEN)
+        assert maxerr(rec.measurements["attention/mass_generated"], mass[b][:, :, gen_rows].mean(2)) < TOL

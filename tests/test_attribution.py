@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from xai_bias.instruments import load_methods
-from xai_bias.instruments._embeds import DecoderCall, ItemInput, decoder_call, target_logprob_fn
+from xai_bias.instruments._embeds import ItemInput, target_logprob_fn
+from xai_bias.models import DecoderCall, decoder_call
 from xai_bias.instruments.attribution import (
     SHAPLEY_GROUPS,
     coalition_embeds,
@@ -145,8 +146,10 @@ def test_layer_ig_equals_captum_layer_integrated_gradients(arch):
     np.testing.assert_allclose(fast.token_signed, ref.token_signed, atol=1e-6)
     np.testing.assert_allclose(fast.token_abs, ref.token_abs, atol=1e-6)
     np.testing.assert_allclose(fast.delta, ref.delta, atol=1e-6)
-    # the bypassed layers are back in place
-    assert all(type(layer).__name__ != "_Passthrough" for layer in vlm.layers)
+    # the bypassed layers run their own forward again, and no hook is left behind
+    for layer in vlm.layers:
+        assert "forward" not in vars(layer)
+        assert not layer._forward_hooks and not layer._forward_pre_hooks
 
 
 def test_ig_method_rows_and_stored_delta():
@@ -243,23 +246,13 @@ def test_ig_chain_of_thought_answer_row():
 
 
 def cot_batch(vlm, n_gen: int = 4):
-    """One item with ``n_gen`` generated tokens appended (role ``generated``)."""
-    from xai_bias.models.batching import Batch
-    from xai_bias.types import TokenRoles
+    """One item with ``n_gen`` generated tokens appended (role ``generated``), built by the
+    runner's own code (``generation.extend_batch``)."""
+    from xai_bias.generation import extend_batch
+    from xai_bias.models import encode
 
-    batch = make_batch(vlm, 1)
-    gen = torch.tensor(vlm.letter_token_ids(list("ABCD"))[:n_gen])
-    inputs = dict(batch.inputs)
-    inputs["input_ids"] = torch.cat([inputs["input_ids"], gen[None]], 1)
-    inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
-    for key in ("mm_token_type_ids", "token_type_ids"):
-        if key in inputs:
-            inputs[key] = torch.cat([inputs[key], inputs[key].new_zeros(1, n_gen)], 1)
-    if "position_ids" in inputs:
-        inputs["position_ids"] = torch.arange(inputs["input_ids"].shape[1])[None]
-    roles = TokenRoles(np.concatenate([batch.roles[0].role, np.full(n_gen, ROLE_INDEX["generated"])]))
-    return Batch(inputs=inputs, roles=(roles,), pad=(0,), answer_pos=batch.answer_pos + n_gen,
-                 image_grids=batch.image_grids)
+    gen = np.array(vlm.letter_token_ids(list("ABCD"))[:n_gen])
+    return extend_batch(vlm, [encode(vlm, VIEWS[0])], [gen])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import torch
 
 from tests.test_attribution import ARCHS, VIEWS, cot_batch, get_vlm, item_of, make_batch, targets_for
 from xai_bias.instruments.base import METHODS, MethodSettings, Target
-from xai_bias.instruments._embeds import output_head
+from xai_bias.models import output_head
 from xai_bias.instruments.intervention import cut_mask, knockout, logit_lens, traced
 from xai_bias.types import ROLE_INDEX, PromptView
 

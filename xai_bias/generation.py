@@ -16,9 +16,6 @@ import torch
 from .models import Batch, Encoded, collate, letter_logprobs
 from .types import ROLE_INDEX, TokenRoles
 
-# per-token inputs extended for generated tokens, with their value there (None: the token id)
-_EXTEND = {"input_ids": None, "attention_mask": 1, "mm_token_type_ids": 0, "token_type_ids": 0}
-
 
 def generate(vlm, batch: Batch, max_new_tokens: int) -> tuple[list[str], list[np.ndarray]]:
     """Greedy generation for a left-padded batch -> (texts, generated ids ``[n_i]`` up to EOS)."""
@@ -48,14 +45,16 @@ def _stop_ids(vlm) -> list[int]:
     return ids
 
 
-def extend_encoded(enc: Encoded, generated: np.ndarray) -> Encoded:
-    """``enc`` followed by the ``generated`` token ids (role ``generated``)."""
+def extend_encoded(vlm, enc: Encoded, generated: np.ndarray) -> Encoded:
+    """``enc`` followed by the ``generated`` token ids (role ``generated``); every per-token
+    input (``vlm.sites.token_inputs``) gets its value for generated tokens there."""
     gen = torch.as_tensor(np.asarray(generated, dtype=np.int64)).view(1, -1)
     inputs = dict(enc.inputs)
-    for key, fill in _EXTEND.items():
+    for key, spec in vlm.sites.token_inputs.items():
         if key not in inputs:
             continue
         ref = inputs[key]
+        fill = spec.generated
         tail = gen.to(ref.dtype) if fill is None else torch.full_like(gen, fill, dtype=ref.dtype)
         inputs[key] = torch.cat([ref, tail.to(ref.device)], dim=1)
     roles = np.concatenate([enc.roles.role, np.full(gen.shape[1], ROLE_INDEX["generated"], np.int8)])
@@ -64,7 +63,7 @@ def extend_encoded(enc: Encoded, generated: np.ndarray) -> Encoded:
 
 def extend_batch(vlm, encoded: Sequence[Encoded], generated: Sequence[np.ndarray]) -> Batch:
     """One left-padded batch of prompt + generation for every item."""
-    return collate(vlm, [extend_encoded(e, g) for e, g in zip(encoded, generated)])
+    return collate(vlm, [extend_encoded(vlm, e, g) for e, g in zip(encoded, generated)])
 
 
 def emitting_row(batch: Batch, item: int, prompt_len: int, generated: np.ndarray, letter_id: int | None) -> int:

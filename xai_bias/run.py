@@ -298,7 +298,7 @@ class Runner:
         from .generation import extend_encoded
 
         return [
-            self._record(item, view, extend_encoded(enc, ids), pred, lp, row, response=text)
+            self._record(item, view, extend_encoded(self.vlm, enc, ids), pred, lp, row, response=text)
             for (item, view, enc), ids, pred, lp, row, text
             in zip(encoded, gen_ids, preds, logprobs, rows, texts)
         ]

@@ -46,6 +46,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from ..models.decoder import DecoderCall, output_head
+from ..models.hooks import passthrough, trace, with_hidden_input
 from ..types import N_ROLES, ROLE_INDEX
 from . import _embeds
 from ._embeds import BASELINES, IMAGE_BASELINES, ItemInput, DecoderMethod
@@ -108,77 +110,52 @@ class IGResult:
     shares: np.ndarray
 
 
-class _Passthrough(torch.nn.Module):
-    """Stands in for a decoder layer below the one attributed: returns its hidden input."""
-
-    def __init__(self, as_tuple: bool):
-        super().__init__()
-        self.as_tuple = as_tuple
-
-    def forward(self, hidden_states, *args, **kwargs):
-        return (hidden_states,) if self.as_tuple else hidden_states
-
-
-@contextlib.contextmanager
-def _layers_skipped(vlm: Any, upto: int, as_tuple: bool):
-    """Layers ``0 … upto-1`` replaced by pass-throughs (restored on exit, on error too)."""
+def _layer_sites(vlm: Any, upto: int | None = None) -> dict[str, torch.nn.Module]:
+    """Decoder layers ``0 … upto-1`` (all by default) by index, for ``hooks.trace``."""
     layers = vlm.layers
-    saved = [layers[i] for i in range(upto)]
-    try:
-        for i in range(upto):
-            layers[i] = _Passthrough(as_tuple)
-        yield
-    finally:
-        for i, mod in enumerate(saved):
-            layers[i] = mod
+    return {str(i): layers[i] for i in range(len(layers) if upto is None else upto)}
 
 
-def _layer_outputs(vlm: Any, call: _embeds.DecoderCall, embeds: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
-    """Every decoder layer's output hidden states ``[n, T, D]`` for ``embeds`` (one pass)."""
-    outs: list[torch.Tensor] = []
-    is_tuple = [False]
-
-    def hook(module, args, output):
-        is_tuple[0] = isinstance(output, tuple)
-        outs.append((output[0] if isinstance(output, tuple) else output).detach())
-
-    handles = [layer.register_forward_hook(hook) for layer in vlm.layers]
-    try:
-        with torch.no_grad():
-            call.run(vlm.decoder, embeds)
-    finally:
-        for h in handles:
-            h.remove()
-    return outs, is_tuple[0]
+def _layer_outputs(vlm: Any, call: DecoderCall, embeds: torch.Tensor) -> tuple[list[torch.Tensor], bool]:
+    """Every decoder layer's output hidden states ``[n, T, D]`` for ``embeds`` (one pass), and
+    whether the layers return tuples."""
+    sites = _layer_sites(vlm)
+    with torch.no_grad(), trace(sites, outputs=True) as seen:
+        call.run(vlm.decoder, embeds)
+    outs = [seen[name].output for name in sites]
+    as_tuple = isinstance(outs[0], tuple)
+    return [o[0] if as_tuple else o for o in outs], as_tuple
 
 
 def _from_layer_fn(vlm: Any, item: ItemInput, layer: int, as_tuple: bool):
     """g(h ``[n, T, D]``) -> ``[n]``: f with the residual stream entering decoder layer ``layer``
     set to ``h`` (``layer == L``: h is the last layer's output, followed by the final norm).
-    Layers below ``layer`` are skipped, so only the part of the decoder above ``h`` runs."""
-    head = _embeds.output_head(vlm)
+    Layers below ``layer`` are skipped (``replace`` by a pass-through), so only the part of the
+    decoder above ``h`` runs; whatever the decoder adds between layers below ``layer`` is
+    overwritten by ``h`` too."""
+    head = output_head(vlm)
     pos, tok = item.answer_pos, item.token_id
     L = len(vlm.layers)
     if layer == L:
-        norm = _embeds.final_norm(vlm)
+        norm = vlm.final_norm
 
         def g_last(h: torch.Tensor) -> torch.Tensor:
             return torch.log_softmax(head(norm(h[:, pos])).float(), dim=-1)[:, tok]
 
         return g_last
-    target = vlm.layers[layer]
+    below = _layer_sites(vlm, layer)
+    target = {str(layer): vlm.layers[layer]}
     x = item.call.embeds
 
     def g(h: torch.Tensor) -> torch.Tensor:
-        def pre(module, args):
-            return (h, *args[1:])
+        def put(name, args, kwargs):
+            return with_hidden_input(args, kwargs, h)
 
-        handle = target.register_forward_pre_hook(pre)
-        try:
-            with _layers_skipped(vlm, layer, as_tuple):
-                hidden = item.call.run(vlm.decoder, x.expand(h.shape[0], -1, -1))
-        finally:
-            handle.remove()
+        with contextlib.ExitStack() as stack:
+            if below:
+                stack.enter_context(trace(below, replace=passthrough(as_tuple)))
+            stack.enter_context(trace(target, edit_input=put))
+            hidden = item.call.run(vlm.decoder, x.expand(h.shape[0], -1, -1))
         return torch.log_softmax(head(hidden[:, pos]).float(), dim=-1)[:, tok]
 
     return g

@@ -2,7 +2,7 @@
 (``logit_lens``).
 
 Both trace the language decoder with nnsight (``nnsight.NNsight(vlm.decoder)``), fed with the
-decoder call the VLM makes (merged input embeddings and all other arguments, see ``_embeds``), so
+decoder call the VLM makes (merged input embeddings and all other arguments, ``models.DecoderCall``), so
 the vision tower runs once and the decoder can be batched freely. nnsight is imported lazily, only
 when one of these methods measures, and its module wrappers are taken off the model again when the
 measurement ends (on error too), so the model is left exactly as it was.
@@ -31,28 +31,59 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..models.decoder import DecoderCall, output_head
 from . import _embeds
 from ._embeds import DecoderMethod
 from .base import Target
 
 
+def _instance_state(module: torch.nn.Module) -> dict[int, dict[str, Any]]:
+    """A shallow copy of every submodule's instance dictionary (id -> attributes)."""
+    return {id(m): dict(vars(m)) for m in module.modules()}
+
+
+def _remove_nnsight_state(module: torch.nn.Module, before: dict[int, dict[str, Any]]) -> None:
+    """Take nnsight's wrappers off ``module`` again.
+
+    nnsight 0.8 installs a controller as each wrapped module's instance ``forward`` plus its
+    per-module state (``nnsight.intervention.source.STATE``) and, by design, leaves them there
+    ("installation is permanent", ``install_controller``); it has no public call that removes
+    them (its only uninstall/detach functions are for vLLM registrations and PEFT adapters). So
+    this is the one place that edits nnsight's state: every module's instance dictionary is put
+    back as it was before the trace (attributes added are dropped, rebound ones restored, e.g. an
+    accelerate forward wrapper), leaving the model exactly as it was (the tests compare every
+    module's attributes and the logits before and after)."""
+    for m in module.modules():
+        old = before.get(id(m))
+        if old is None:
+            continue
+        attrs = vars(m)
+        for name in [n for n in attrs if n not in old]:
+            del attrs[name]
+        for name, value in old.items():
+            if attrs.get(name) is not value:
+                attrs[name] = value
+
+
 @contextlib.contextmanager
 def traced(module: torch.nn.Module) -> Iterator[Any]:
-    """``nnsight.NNsight(module)`` for the duration of the block; nnsight's controllers (which it
-    installs into every wrapped module's ``__dict__`` and leaves there) are removed on exit."""
+    """``nnsight.NNsight(module)`` for the duration of the block; nnsight's wrappers are taken off
+    again on exit, on error too (``_remove_nnsight_state``)."""
     import nnsight
-    from nnsight.intervention.source import STATE
 
-    before = {id(m): (("forward" in m.__dict__), (STATE in m.__dict__)) for m in module.modules()}
+    before = _instance_state(module)
     try:
         yield nnsight.NNsight(module)
     finally:
-        for m in module.modules():
-            had_forward, had_state = before.get(id(m), (False, False))
-            if not had_forward:
-                m.__dict__.pop("forward", None)
-            if not had_state:
-                m.__dict__.pop(STATE, None)
+        _remove_nnsight_state(module, before)
+
+
+def _layer_envoys(model: Any, vlm: Any) -> Any:
+    """The nnsight envoy of the decoder layers' ModuleList (``vlm.sites.layers`` in the decoder)."""
+    envoy = model
+    for part in vlm.sites.layers.split("."):
+        envoy = getattr(envoy, part)
+    return envoy
 
 
 def _hidden(out: Any) -> torch.Tensor:
@@ -84,7 +115,7 @@ def cut_mask(mask: torch.Tensor | None, rows: Sequence[int], query: int, keys: t
     return m
 
 
-def knockout(vlm: Any, call: _embeds.DecoderCall, roles: np.ndarray, answer_pos: int, token_id: int,
+def knockout(vlm: Any, call: DecoderCall, roles: np.ndarray, answer_pos: int, token_id: int,
              window: int = 1, chunk: int | None = 8, starts: Sequence[int] | None = None) -> np.ndarray:
     """``[len(starts)]`` float64: Δ log p(token) at ``answer_pos`` when the answer row's attention
     to the image tokens is cut at layers ``s … s+window-1`` (for each start ``s``; default all
@@ -98,13 +129,14 @@ def knockout(vlm: Any, call: _embeds.DecoderCall, roles: np.ndarray, answer_pos:
     keys = torch.as_tensor(np.flatnonzero(roles == _embeds.IMAGE), device=call.embeds.device)
     if keys.numel() == 0:
         return np.zeros(len(starts), dtype=np.float64)
-    head = _embeds.output_head(vlm)
+    head = output_head(vlm)
     decoder = vlm.decoder
     T = call.embeds.shape[1]
     plan: list[int | None] = [None] + starts  # row 0: clean
     step = max(int(chunk or len(plan)), 2)
     logps: list[torch.Tensor] = []
     with traced(decoder) as model, torch.no_grad():
+        layers = _layer_envoys(model, vlm)
         for lo in range(0, len(plan), step):
             part = plan[lo : lo + step]
             n = len(part)
@@ -116,11 +148,11 @@ def knockout(vlm: Any, call: _embeds.DecoderCall, roles: np.ndarray, answer_pos:
                     rows = cut_at[layer]
                     if not rows:
                         continue
-                    args, kw = model.layers[layer].inputs
+                    args, kw = layers[layer].inputs
                     kw = dict(kw)
                     kw["attention_mask"] = cut_mask(kw.get("attention_mask"), rows, answer_pos, keys, n, T,
                                                     embeds.dtype, embeds.device)
-                    model.layers[layer].inputs = (args, kw)
+                    layers[layer].inputs = (args, kw)
                 out = nnsight.save(model.output)
             hidden = _hidden(out)[:, answer_pos]
             logps.append(torch.log_softmax(head(hidden).float(), dim=-1)[:, token_id].double().cpu())
@@ -128,24 +160,25 @@ def knockout(vlm: Any, call: _embeds.DecoderCall, roles: np.ndarray, answer_pos:
     return lp[1:] - lp[0]
 
 
-def logit_lens(vlm: Any, call: _embeds.DecoderCall, answer_pos: Sequence[int], letter_ids: Sequence[Sequence[int]]
+def logit_lens(vlm: Any, call: DecoderCall, answer_pos: Sequence[int], letter_ids: Sequence[Sequence[int]]
                ) -> list[np.ndarray]:
     """Per batch item, ``[L, n_letters]`` float64 log-probs of the letters read from the residual
     stream after every layer at that item's answer row."""
     import nnsight
 
     L = len(vlm.layers)
-    head = _embeds.output_head(vlm)
-    norm = _embeds.final_norm(vlm)
+    head = output_head(vlm)
+    norm = vlm.final_norm
     B = call.batch_size
     pos = torch.as_tensor(list(answer_pos), device=call.embeds.device)
     rows = torch.arange(B, device=call.embeds.device)
     saved: list[Any] = []
     with traced(vlm.decoder) as model, torch.no_grad():
+        layers = _layer_envoys(model, vlm)
         kwargs = dict(call.kwargs)
         with model.trace(inputs_embeds=call.embeds, **kwargs):
             for layer in range(L):
-                saved.append(nnsight.save(_hidden(model.layers[layer].output)[rows, pos]))
+                saved.append(nnsight.save(_hidden(layers[layer].output)[rows, pos]))
         hidden = torch.stack(list(saved), dim=1)  # [B, L, D]
         logp = torch.log_softmax(head(norm(hidden)).float(), dim=-1).double().cpu()
     return [logp[b][:, list(letter_ids[b])].numpy() for b in range(B)]

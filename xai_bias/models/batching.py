@@ -8,17 +8,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..types import TokenRoles
+from ..types import ROLE_INDEX, TokenRoles
 from .prompting import Encoded
+from .sites import SiteError
 from .spec import VLM
-
-# per-token inputs and their pad value (None = the tokenizer's pad id)
-SEQUENCE_KEYS: dict[str, int | None] = {
-    "input_ids": None,
-    "attention_mask": 0,
-    "mm_token_type_ids": 0,
-    "token_type_ids": 0,
-}
 
 
 @dataclass(frozen=True)
@@ -73,29 +66,53 @@ def _concat(tensors: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def pad_token_id(tokenizer) -> int:
+    """The id left padding uses (the tokenizer's pad token, else its eos token, else 0)."""
+    pad_id = tokenizer.pad_token_id
+    return pad_id if pad_id is not None else (tokenizer.eos_token_id or 0)
+
+
+def _check_declared(key: str, values: Sequence[torch.Tensor | None], lengths: Sequence[int]) -> None:
+    """An input the family data does not name is an error when it looks per-token or like pixels
+    (collating it as image metadata would silently mis-pad it / keep it under a condition image)."""
+    for v, n in zip(values, lengths):
+        if v is None:
+            continue
+        if v.dim() == 2 and v.shape[0] == 1 and v.shape[1] == n and n > 3:
+            raise SiteError(f"model input {key!r} has one value per token ({tuple(v.shape)}) but is not a "
+                            f"declared per-token input; add it to the family's SiteSpec(token_inputs=...)")
+        if v.is_floating_point():
+            raise SiteError(f"floating-point model input {key!r} {tuple(v.shape)} is not a declared pixel input; "
+                            f"add it to the family's SiteSpec(pixel_keys=...)")
+
+
 def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
-    """Left-pad ``encoded`` into one batch on ``vlm.device`` (image tensors in ``vlm.dtype``)."""
+    """Left-pad ``encoded`` into one batch on ``vlm.device`` (image tensors in ``vlm.dtype``).
+
+    Per-token inputs (``vlm.sites.token_inputs``) are left-padded with their pad value; every
+    other input is image data, batched as ``vlm.sites.image_batching`` says."""
     if not encoded:
         raise ValueError("collate needs at least one encoded prompt")
+    sites = vlm.sites
     lengths = [len(e) for e in encoded]
     T = max(lengths)
     pads = tuple(T - n for n in lengths)
-    pad_id = vlm.tokenizer.pad_token_id
-    if pad_id is None:
-        pad_id = vlm.tokenizer.eos_token_id or 0
     inputs: dict[str, torch.Tensor] = {}
     keys = list(dict.fromkeys(k for e in encoded for k in e.inputs))
     for key in keys:
         values = [e.inputs.get(key) for e in encoded]
-        if key in SEQUENCE_KEYS:
-            fill = pad_id if SEQUENCE_KEYS[key] is None else SEQUENCE_KEYS[key]
+        spec = sites.token_inputs.get(key)
+        if spec is not None:
+            fill = pad_token_id(vlm.tokenizer) if spec.pad is None else spec.pad
             out = torch.full((len(encoded), T), fill, dtype=values[0].dtype)
             for i, (v, p) in enumerate(zip(values, pads)):
                 out[i, p:] = v[0]
             inputs[key] = out
             continue
+        if key not in sites.pixel_keys:
+            _check_declared(key, values, lengths)
         present = [v for v in values if v is not None]
-        if vlm.family.image_batching == "pad":
+        if sites.image_batching == "pad":
             if len(present) < len(values):  # items without images get zero (dropped) images
                 ref = present[0]
                 present = [v if v is not None else ref.new_zeros((1, 1, *ref.shape[2:])) for v in values]
@@ -113,3 +130,17 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
         moved[k] = v
     return Batch(inputs=moved, roles=tuple(e.roles for e in encoded), pad=pads, answer_pos=T - 1,
                  image_grids=tuple(e.image_grids for e in encoded))
+
+
+def image_positions(vlm: VLM, batch: Batch, item: int, roles: np.ndarray | None = None) -> np.ndarray:
+    """Positions (padded coordinates) of item ``item``'s vision placeholder tokens: role ``image``
+    or one of the family's image token ids (PaliGemma's first image token is the ``sink``),
+    padding excluded."""
+    if roles is None:
+        roles = batch.role_matrix()[item]
+    mask = roles == ROLE_INDEX["image"]
+    ids = batch.inputs.get("input_ids")
+    token_ids = vlm.sites.image_token_ids
+    if ids is not None and token_ids:
+        mask = mask | (np.isin(ids[item].detach().cpu().numpy(), token_ids) & (roles >= 0))
+    return np.flatnonzero(mask)

@@ -2,8 +2,10 @@
 
 A ``Family`` names the Hugging Face classes (model, processor, PIL image processor), the
 placeholder token that vision features replace, the special tokens and chat template of the
-real checkpoints, how positions are computed under left padding, and the config of its tiny
-random model. Adding a family = adding an entry here (plus, at most, a processor quirk).
+real checkpoints, how positions are computed under left padding, where the instruments hook in
+and what its inputs are (``sites``, a ``SiteSpec``: decoder path, layers, attention, final norm,
+per-token and pixel inputs — generic defaults resolved at load, see ``sites.py``), and the config
+of its tiny random model. Adding a family = adding an entry here (plus, at most, a processor quirk).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from ..registry import Registry
+from .sites import SiteSpec, TokenInput
 from .templates import (GEMMA3_TEMPLATE, INTERNVL_TEMPLATE, LLAVA_TEMPLATE, ONEVISION_TEMPLATE, QWEN_VL_TEMPLATE,
                         idefics_template)
 
@@ -26,6 +29,7 @@ class Family:
       Qwen mrope from ``mm_token_type_ids``) or "mask" (we pass cumsum(mask) - 1).
     processor_quirks: named fixes of the processor class (e.g. build it without a video processor).
     tiny_config: token ids -> kwargs of the family's config for a tiny random model.
+    sites: hook sites and model inputs (``SiteSpec``; defaults = the generic rules of ``sites.py``).
     """
 
     name: str
@@ -47,11 +51,16 @@ class Family:
     unk_token: str = "<unk>"
     render: Callable[[Any, list[dict]], str] | None = None  # prompt builder when there is no chat template
     add_bos: bool = False  # the real tokenizer prepends bos_token itself
-    image_batching: str = "concat"  # "concat": image tensors join on dim 0; "pad": padded on dim 1
+    sites: SiteSpec = field(default_factory=SiteSpec)
+
+    @property
+    def image_tokens(self) -> tuple[str, ...]:
+        """The vision placeholder tokens (the image role): ``image_token`` plus ``sites.image_tokens``."""
+        return (self.image_token, *self.sites.image_tokens)
 
     def image_token_ids(self, tokenizer) -> list[int]:
         """Ids of the vision placeholder tokens (the image role)."""
-        return [tokenizer.convert_tokens_to_ids(self.image_token)]
+        return [tokenizer.convert_tokens_to_ids(t) for t in self.image_tokens]
 
 
 FAMILIES: Registry[Family] = Registry("model family")
@@ -93,6 +102,7 @@ QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|
                  "<|image_pad|>", "<|video_pad|>", "<unk>")
 QWEN_NAMED = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
 QWEN_IMAGE_PROC = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+QWEN_SITES = SiteSpec(token_inputs={"mm_token_type_ids": TokenInput(pad=0, generated=0)})  # mrope needs them
 
 FAMILIES.register("qwen2_5_vl", Family(
     name="qwen2_5_vl",
@@ -109,6 +119,7 @@ FAMILIES.register("qwen2_5_vl", Family(
     tiny_image_processor=QWEN_IMAGE_PROC,
     processor_quirks=("no_video",),
     position_ids="model",
+    sites=QWEN_SITES,
 ))
 
 FAMILIES.register("qwen2_vl", Family(
@@ -126,6 +137,7 @@ FAMILIES.register("qwen2_vl", Family(
     tiny_image_processor=QWEN_IMAGE_PROC,
     processor_quirks=("no_video",),
     position_ids="model",
+    sites=QWEN_SITES,
 ))
 
 
@@ -236,7 +248,7 @@ FAMILIES.register("idefics3", Family(
     tiny_image_processor=IDEFICS_IMAGE_PROC,
     tiny_processor={"image_seq_len": 4},
     add_bos=True,
-    image_batching="pad",
+    sites=SiteSpec(image_batching="pad"),
 ))
 
 FAMILIES.register("smolvlm", Family(
@@ -256,7 +268,7 @@ FAMILIES.register("smolvlm", Family(
     tiny_image_processor=IDEFICS_IMAGE_PROC,
     tiny_processor={"image_seq_len": 4},
     processor_quirks=("no_video",),
-    image_batching="pad",
+    sites=SiteSpec(image_batching="pad"),
 ))
 
 
@@ -290,6 +302,8 @@ FAMILIES.register("gemma3", Family(
     tiny_config=_gemma3_tiny,
     tiny_image_processor={"size": {"height": 56, "width": 56}},
     tiny_processor={"image_seq_length": 4},
+    # image tokens are 1 (bidirectional among themselves); generated tokens are text, 0
+    sites=SiteSpec(token_inputs={"token_type_ids": TokenInput(pad=0, generated=0)}),
 ))
 
 
@@ -330,6 +344,9 @@ FAMILIES.register("paligemma", Family(
     processor_quirks=("plain_layout",),
     render=_paligemma_render,
     images_first=True,
+    # 0 = the bidirectional prefix (image + prompt); a generated token is the causal suffix, 1 (as
+    # PaliGemma's own generate extends them)
+    sites=SiteSpec(token_inputs={"token_type_ids": TokenInput(pad=0, generated=1)}),
 ))
 
 

@@ -9,33 +9,12 @@ import torch
 import transformers
 
 from ..errors import UsageError
+from .devices import resolve_device, resolve_dtype
 from .families import Family, family_for_model_type
 from .processors import load_processor
 from .spec import VLM, make_spec
 
 _FILES = ["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt", "*.py"]
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
-    """auto: bf16 on a CUDA device that supports it, else fp32."""
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        device = device or resolve_device()
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    try:
-        return {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-                "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[str(dtype)]
-    except KeyError:
-        raise UsageError(f"unknown dtype {dtype!r}; use auto, fp32, bf16 or fp16") from None
 
 
 def local_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> Path:

@@ -197,7 +197,7 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
     spans = _shift(spans, replacements)
     ids = out["input_ids"][0].tolist()
     offsets = out["offset_mapping"][0].tolist()
-    image_ids = set(vlm.family.image_token_ids(vlm.tokenizer))
+    image_ids = set(vlm.sites.image_token_ids)
     role = np.full(len(ids), ROLE_INDEX["template"], dtype=np.int8)
     for i, (tid, (a, b)) in enumerate(zip(ids, offsets)):
         if tid in image_ids:

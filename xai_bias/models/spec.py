@@ -9,6 +9,7 @@ from typing import Any, Sequence
 import torch
 
 from .families import Family
+from .sites import Sites, resolve_sites
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,10 @@ def make_spec(family: Family, model, image_token_id: int) -> ModelSpec:
 
 @dataclass
 class VLM:
-    """A loaded vision-language model: model (eval), processor, spec and where it lives."""
+    """A loaded vision-language model: model (eval), processor, spec and where it lives.
+
+    sites: where the instruments hook in (``Sites``), resolved from ``family.sites`` when the
+    handle is made (a model that does not fit raises ``SiteError`` here, at load)."""
 
     model: torch.nn.Module
     processor: Any
@@ -61,14 +65,28 @@ class VLM:
     model_id: str
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    sites: Sites | None = None
+
+    def __post_init__(self) -> None:
+        if self.sites is None:
+            self.sites = resolve_sites(self.model, self.family.sites, self.family.image_tokens,
+                                       getattr(self.processor, "tokenizer", None))
 
     @property
     def decoder(self) -> torch.nn.Module:
-        return self.model.get_decoder()
+        return self.sites.decoder_of(self.model)
 
     @property
     def layers(self) -> torch.nn.ModuleList:
-        return self.decoder.layers
+        return self.sites.layers_of(self.model)
+
+    @property
+    def final_norm(self) -> torch.nn.Module:
+        return self.sites.final_norm_of(self.model)
+
+    def attention_modules(self) -> list[torch.nn.Module]:
+        """The self-attention module of every decoder layer, in layer order."""
+        return self.sites.attention_of(self.model)
 
     @property
     def tokenizer(self):
@@ -86,7 +104,7 @@ class VLM:
 
     def to(self, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> "VLM":
         """Move the model (in place) to ``device`` / ``dtype`` ("auto" as in ``load_vlm``); returns self."""
-        from .loading import resolve_device, resolve_dtype
+        from .devices import resolve_device, resolve_dtype
 
         dev = resolve_device(device)
         dt = resolve_dtype(dtype, dev)
