@@ -16,10 +16,12 @@ from how the model's own template and tokenizer produce the answer:
   are skipped (word-level test tokenizers split " A" into " " and "A").
 * context ``"after_answer_prefix"``: the first token of " B" after "Answer:" (the format the CoT
   instruction asks for); used where a generation never emitted its letter as a token.
-* ``find_answer_token(vlm, generated, letter, letters)`` (CoT): the last generated token that
-  carries the parsed letter and nothing else alphanumeric (``B``, ``ĠB``, ``▁B``, ``(B``), not
-  glued to a word on either side; the other options' ids are that token's spelling with their
-  letter, so the option log-probs at that row compare like with like.
+* ``find_answer_token(vlm, generated, letter, letters)`` (CoT): among the generated tokens
+  that carry the parsed letter and nothing else alphanumeric (``B``, ``ĠB``, ``▁B``, ``(B``),
+  not glued to a word on either side, the last one right after an answer statement
+  ("Answer: B", "the answer is (B)"), else the last one; the other options' ids are that
+  token's spelling with their letter, so the option log-probs at that row compare like with
+  like.
 
 Every resolved table is checked: one token per letter, each carrying its letter, all distinct;
 anything else is a ``ValueError`` naming the model and the text. Results are cached on the VLM
@@ -28,6 +30,7 @@ per (context, letters).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -147,22 +150,36 @@ def _core(text: str) -> str:
 
 
 def find_answer_token(vlm: Any, generated: Sequence[int], letter: str, letters: Sequence[str]) -> AnswerToken:
-    """The generated token that emitted ``letter`` (see module doc); the ``after_answer_prefix``
-    spelling with ``offset=None`` when no generated token stands for it."""
+    """The generated token that emitted ``letter`` (see module doc): among the tokens standing
+    for it, the last one right after an answer statement ("Answer:", "the answer is"), else the
+    last one; the ``after_answer_prefix`` spelling with ``offset=None`` when none stands for it."""
     tok = vlm.tokenizer
     gen = [int(t) for t in generated]
     letters = tuple(letters)
     if letter not in letters:
         raise ValueError(f"letter {letter!r} is not among the options {''.join(letters)}")
+    hits = []  # (offset, letter ids in its spelling), last first
     for k in range(len(gen) - 1, -1, -1):
         if _core(token_text(tok, gen[k])) != letter or _glued(tok, gen, k, letter):
             continue
         ids = _respell(tok, gen[k], letter, letters)
         if ids is not None:
-            return AnswerToken(k, gen[k], ids, tok.convert_ids_to_tokens(gen[k]))
+            hits.append((k, ids))
+    if hits:
+        k, ids = next((h for h in hits if _after_statement(tok, gen, h[0], letter)), hits[0])
+        return AnswerToken(k, gen[k], ids, tok.convert_ids_to_tokens(gen[k]))
     table = letter_tokens(vlm, letters, "after_answer_prefix")
     i = letters.index(letter)
     return AnswerToken(None, table.ids[i], table.ids, table.tokens[i])
+
+
+_STATEMENT = re.compile(r"(?i)\banswer\b[^A-Za-z0-9\n]{0,8}(?:is\b[^A-Za-z0-9\n]{0,8})?$")
+
+
+def _after_statement(tok: Any, gen: list[int], k: int, letter: str) -> bool:
+    """True when the letter token at ``k`` follows "Answer:" / "answer is" (markup allowed)."""
+    s = tok.decode(gen[max(0, k - 8) : k + 1])
+    return _STATEMENT.search(s[: s.rfind(letter)]) is not None
 
 
 def _glued(tok: Any, gen: list[int], k: int, letter: str) -> bool:
