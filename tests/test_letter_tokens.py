@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from tests.helpers import write_samples
-from tests.real_tokenizers import FAMILY_VOCAB, STAND_INS, base_tokenizer, real_tiny_vlm
+from tests.real_tokenizers import FAMILY_VOCAB, STAND_INS, base_tokenizer, real_tiny_vlm, reference_tokenizer
 from xai_bias.generation import emitting_row, extend_batch, extend_encoded
 from xai_bias.models import FAMILIES, collate, encode, forward, option_logprobs
 from xai_bias.models.letters import answer_letter_ids, find_answer_token, letter_tokens
@@ -75,6 +75,19 @@ def test_real_vocabularies_have_the_published_ids():
     assert sp.encode("Hello world", add_special_tokens=False) == [22557, 1526]
     assert sp.convert_tokens_to_ids(["▁A", "A", "<s>"]) == [330, 28741, 1]
     assert len(q) == 151657 and len(l3) == 128256 and len(sp) == 32000
+
+
+PARITY_TEXT = ("Hello world! The answer is (B).\nAnswer: B\n\n  x=12345, naïve café — 你好 'll\n"
+               "**Answer:** C\tA) first\nB) second")
+
+
+@pytest.mark.parametrize("vocab", ["sentencepiece"] + [pytest.param(v, marks=pytest.mark.slow)
+                                                       for v in ("qwen2", "llama3", "qwen3_5", "llama4")])
+def test_converted_vocabularies_match_their_reference_tokenizer(vocab):
+    """The fast tokenizers equal the packages' own tiktoken / sentencepiece encoders."""
+    ref = reference_tokenizer(vocab)
+    want = ref.encode(PARITY_TEXT, bos=False, eos=False) if vocab.startswith("llama") else ref.encode(PARITY_TEXT)
+    assert base_tokenizer(vocab).encode(PARITY_TEXT, add_special_tokens=False) == list(want)
 
 
 def test_tiny_model_uses_the_real_vocabulary():
@@ -175,7 +188,7 @@ def test_letter_tables_are_cached_and_checked():
         letter_tokens(vlm, "AB", "after_question")
 
 
-@pytest.mark.parametrize("arch", ["qwen2_5_vl", "smolvlm"])
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", pytest.param("smolvlm", marks=pytest.mark.slow)])
 def test_runner_cot_reads_the_answer_row_and_skips_unparsed(arch, tmp_path, monkeypatch):
     """Generation forced to a parsed and an unparsed response (one batch, left padded)."""
     import xai_bias.generation as generation
