@@ -40,12 +40,13 @@ import functools
 import importlib.util
 from pathlib import Path
 
-from tokenizers import AddedToken, Tokenizer, processors
+from tokenizers import AddedToken, Tokenizer
 from transformers import PreTrainedTokenizerFast
 
 from xai_bias.models import FAMILIES
 from xai_bias.models.spec import VLM
 from xai_bias.models.tiny import tiny_vlm
+from xai_bias.models.tokenizers import family_fast_tokenizer
 
 # the vocabulary each family's checkpoints use (or, see STAND_INS, one of the same style)
 FAMILY_VOCAB = {
@@ -157,18 +158,7 @@ def base_tokenizer(vocab: str) -> PreTrainedTokenizerFast:
 def family_tokenizer(arch: str) -> PreTrainedTokenizerFast:
     """Family ``arch``'s real (or same-style, see ``STAND_INS``) vocabulary with the family's
     special tokens, named tokens, chat template and bos handling; left padding."""
-    fam = FAMILIES.get(arch)
-    tok = Tokenizer.from_str(_base_json(FAMILY_VOCAB[arch]))
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in fam.special_tokens])
-    if fam.add_bos:
-        bos = fam.named_tokens["bos_token"]
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))])
-    named = {k: v for k, v in fam.named_tokens.items() if v is not None}
-    hf = PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=1 << 20, padding_side="left", **named)
-    if fam.chat_template:
-        hf.chat_template = fam.chat_template
-    return hf
+    return family_fast_tokenizer(FAMILIES.get(arch), Tokenizer.from_str(_base_json(FAMILY_VOCAB[arch])))
 
 
 def real_tiny_vlm(arch: str, seed: int = 0) -> VLM:
