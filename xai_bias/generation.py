@@ -66,18 +66,20 @@ def extend_batch(vlm, encoded: Sequence[Encoded], generated: Sequence[np.ndarray
     return collate(vlm, [extend_encoded(vlm, e, g) for e, g in zip(encoded, generated)])
 
 
-def emitting_row(batch: Batch, item: int, prompt_len: int, generated: np.ndarray, letter_id: int | None) -> int:
-    """Row (padded coordinates of ``batch``) whose logits emit the last ``letter_id`` token of
-    the generation; the last generated row when the letter was never emitted as a token (the
-    answer was parsed from an option's text, or not at all)."""
+def emitting_row(batch: Batch, item: int, prompt_len: int, generated: np.ndarray, offset: int | None) -> int:
+    """Row (padded coordinates of ``batch``) whose logits emit generated token ``offset`` (the
+    answer letter's token, ``models.letters.find_answer_token``); the last generated row when
+    ``offset`` is None (the letter was never emitted as a token of its own)."""
     start = batch.pad[item] + prompt_len  # first generated position
-    gen = np.asarray(generated)
-    hits = np.flatnonzero(gen == letter_id) if letter_id is not None else np.zeros(0, int)
-    offset = int(hits[-1]) if hits.size else max(len(gen), 1)
-    return start + offset - 1
+    n = len(generated)
+    if offset is not None and not 0 <= offset < n:
+        raise ValueError(f"answer token offset {offset} outside the {n} generated tokens")
+    return start + (offset if offset is not None else max(n, 1)) - 1
 
 
-def logprobs_at(vlm, logits: torch.Tensor, rows: Sequence[int], letters: Sequence[Sequence[str]]) -> list[np.ndarray]:
-    """Per item ``[n_letters]`` float32: the letters' log-probs at ``logits[i, rows[i]]``."""
+def logprobs_at(vlm, logits: torch.Tensor, rows: Sequence[int], letters: Sequence[Sequence[str]],
+                letter_ids: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
+    """Per item ``[n_letters]`` float32: the letters' log-probs at ``logits[i, rows[i]]``
+    (of ``letter_ids[i]`` when given, see ``letter_logprobs``)."""
     picked = logits[torch.arange(len(rows), device=logits.device), torch.as_tensor(list(rows), device=logits.device)]
-    return letter_logprobs(vlm, picked, letters)
+    return letter_logprobs(vlm, picked, letters, letter_ids)

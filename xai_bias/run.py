@@ -156,7 +156,16 @@ def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
         "n_heads": spec.n_heads,
         "settings": json.dumps(settings, sort_keys=True),
         "skipped_samples": [str(p) for p in getattr(sample_set, "problems", ())],
+        "letter_tokens": _letter_tokens(vlm, sample_set),
     }
+
+
+def _letter_tokens(vlm: Any, sample_set: Any) -> dict[str, Any]:
+    """Which token stands for each option letter (direct mode, and after "Answer:")."""
+    from .models.letters import describe_letter_tokens
+
+    n = max([len(s.options) for s in sample_set.samples] + [1])
+    return describe_letter_tokens(vlm, LETTERS[:n])
 
 
 class _StopFlag:
@@ -259,7 +268,7 @@ class Runner:
                 stack.enter_context(m.capture(batch))
             logprobs = option_logprobs(self.vlm, batch, letters)
         predictions = [_argmax_letter(lp, view.letters) for lp, (_, view, _) in zip(logprobs, encoded)]
-        targets = [self._target(item, view, pred, batch.answer_pos)
+        targets = [self._target(item, view, pred, batch.answer_pos, self.vlm.letter_token_ids(view.letters))
                    for (item, view, _), pred in zip(encoded, predictions)]
         rows = self._measure(batch, targets)
         return [
@@ -271,6 +280,7 @@ class Runner:
         from .answers import parse_choice
         from .generation import emitting_row, extend_batch, generate, logprobs_at
         from .models import forward
+        from .models.letters import find_answer_token
 
         encs = [e for _, _, e in encoded]
         texts, gen_ids = generate(self.vlm, batch, max_new_tokens=self.config.max_new_tokens)
@@ -280,35 +290,49 @@ class Runner:
             for text, (item, _, _) in zip(texts, encoded)
         ]
         full = extend_batch(self.vlm, encs, gen_ids)
+        # the answer letter's token: the last generated token standing for the parsed letter,
+        # in the spelling emitted (models.letters); none for an unparsed response
+        answers = [find_answer_token(self.vlm, ids, p, view.letters) if p else None
+                   for ids, p, (_, view, _) in zip(gen_ids, preds, encoded)]
         rows_at = [
-            emitting_row(full, i, len(enc), ids, self.vlm.letter_token_ids([p])[0] if p else None)
-            for i, (enc, ids, p) in enumerate(zip(encs, gen_ids, preds))
+            emitting_row(full, i, len(enc), ids, a.offset if a else None)
+            for i, (enc, ids, a) in enumerate(zip(encs, gen_ids, answers))
         ]
         with contextlib.ExitStack() as stack:
             for m in self.methods:
                 stack.enter_context(m.capture(full))
             logits = forward(self.vlm, full)
         letters = [view.letters for _, view, _ in encoded]
-        logprobs = logprobs_at(self.vlm, logits, rows_at, letters)
+        letter_ids = [a.letter_ids if a else self.vlm.letter_token_ids(view.letters, "after_answer_prefix")
+                      for a, (_, view, _) in zip(answers, encoded)]
+        logprobs = logprobs_at(self.vlm, logits, rows_at, letters, letter_ids)
+        # an unparsed response has no answer row: its instruments still run with the batch (the
+        # argmax letter at the last generated row) but their rows are dropped (NaN in the trace)
         targets = [
-            self._target(item, view, pred or _argmax_letter(lp, view.letters), pos)
-            for (item, view, _), pred, lp, pos in zip(encoded, preds, logprobs, rows_at)
+            self._target(item, view, pred or _argmax_letter(lp, view.letters), pos, ids)
+            for (item, view, _), pred, lp, pos, ids in zip(encoded, preds, logprobs, rows_at, letter_ids)
         ]
-        rows = self._measure(full, targets)
+        rows = [row if pred else {} for row, pred in zip(self._measure(full, targets), preds)]
+        logprobs = [lp if pred else np.full_like(lp, np.nan) for lp, pred in zip(logprobs, preds)]
         from .generation import extend_encoded
 
         return [
-            self._record(item, view, extend_encoded(self.vlm, enc, ids), pred, lp, row, response=text)
-            for (item, view, enc), ids, pred, lp, row, text
-            in zip(encoded, gen_ids, preds, logprobs, rows, texts)
+            self._record(item, view, extend_encoded(self.vlm, enc, ids), pred, lp, row, response=text,
+                         extra_meta={"answer_token": _answer_meta(a, len(enc))})
+            for (item, view, enc), ids, pred, lp, row, text, a
+            in zip(encoded, gen_ids, preds, logprobs, rows, texts, answers)
         ]
 
-    def _target(self, item: WorkItem, view: PromptView, prediction: str, pos: int) -> Target:
-        letter = prediction
+    def _target(self, item: WorkItem, view: PromptView, letter: str, pos: int, letter_ids: Sequence[int]) -> Target:
+        """Explain ``letter`` (the prediction; the gold letter under ``--target gold`` when the
+        sample has one) at row ``pos``; ``letter_ids``: the option letters' token ids there."""
         if self.config.settings.target == "gold" and item.sample.answer:
             letter = item.sample.answer
-        ids = tuple(self.vlm.letter_token_ids(view.letters))
-        return Target(answer_pos=pos, token_id=ids[LETTERS.index(letter)], letter_ids=ids)
+        if letter not in view.letters:
+            raise ValueError(f"sample {item.sample.id!r} ({item.condition}): no option letter to explain "
+                             f"(got {letter!r}; options {''.join(view.letters)})")
+        ids = tuple(int(i) for i in letter_ids)
+        return Target(answer_pos=pos, token_id=ids[view.letters.index(letter)], letter_ids=ids)
 
     def _measure(self, batch, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
         rows: list[dict[str, np.ndarray]] = [{} for _ in targets]
@@ -317,17 +341,29 @@ class Runner:
                 row.update(got)
         return rows
 
-    def _record(self, item, view, enc, prediction, logprobs, measurements, response="") -> Record:
+    def _record(self, item, view, enc, prediction, logprobs, measurements, response="", extra_meta=None) -> Record:
         s = item.sample
         answer = s.answer or ""
         return Record(
             sample_id=s.id, condition=item.condition, mode=item.mode, answer=answer,
             prediction=prediction, correct=bool(answer) and prediction == answer, status="ok",
             option_logprobs=np.asarray(logprobs, np.float32), role_tokens=enc.roles.counts(),
-            meta=_record_meta(s), input_ids=np.asarray(enc.input_ids, np.int32),
+            meta={**_record_meta(s), **(extra_meta or {})}, input_ids=np.asarray(enc.input_ids, np.int32),
             token_roles=np.asarray(enc.roles.role, np.int8), response=response,
             measurements=measurements,
         )
+
+
+def _answer_meta(answer: Any, prompt_len: int) -> dict[str, Any]:
+    """The record's ``meta["answer_token"]``: which generated token was the answer (CoT)."""
+    if answer is None:
+        return {"emitted": False, "measured": False, "reason": "unparsed response: no answer row"}
+    out = answer.as_dict()
+    out["position"] = None if answer.offset is None else prompt_len + answer.offset  # in input_ids
+    out["measured"] = True
+    if answer.offset is None:
+        out["reason"] = "letter not emitted as a token: measured at the last generated row"
+    return out
 
 
 def _argmax_letter(logprobs: np.ndarray, letters: Sequence[str]) -> str:

@@ -10,6 +10,7 @@ import torch
 
 from ..types import LETTERS
 from .batching import Batch
+from .letters import answer_letter_ids
 from .spec import VLM
 
 
@@ -29,14 +30,18 @@ def forward(vlm: VLM, batch: Batch, *, grad: bool = False, last_only: bool = Fal
     return logits
 
 
-def letter_logprobs(vlm: VLM, rows: torch.Tensor, letters: Sequence[Sequence[str]]) -> list[np.ndarray]:
+def letter_logprobs(vlm: VLM, rows: torch.Tensor, letters: Sequence[Sequence[str]],
+                    letter_ids: Sequence[Sequence[int]] | None = None) -> list[np.ndarray]:
     """Logits rows ``[B, V]`` -> per item ``[n_letters]`` float32 log-probs (log-softmax over the
-    vocabulary) of each letter's first answer token."""
+    vocabulary) of each letter's answer token: ``letter_ids[i]`` when given (e.g. the spelling a
+    generation emitted), else the direct-mode ids (``models.letters.answer_letter_ids``)."""
     logp = torch.log_softmax(rows.float(), dim=-1).cpu()
     out = []
     for i, lets in enumerate(letters):
-        ids = torch.tensor(vlm.letter_token_ids(lets), dtype=torch.long)
-        out.append(logp[i, ids].numpy().astype(np.float32))
+        ids = answer_letter_ids(vlm, lets) if letter_ids is None else letter_ids[i]
+        if len(ids) != len(lets):
+            raise ValueError(f"item {i}: {len(ids)} letter ids for {len(lets)} letters")
+        out.append(logp[i, torch.tensor(list(ids), dtype=torch.long)].numpy().astype(np.float32))
     return out
 
 

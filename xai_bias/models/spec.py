@@ -65,6 +65,8 @@ class VLM:
     model_id: str
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    #: resolved answer-letter tokens per (context, letters), filled by ``models.letters``
+    letter_cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
     sites: Sites | None = None
 
     def __post_init__(self) -> None:
@@ -92,15 +94,13 @@ class VLM:
     def tokenizer(self):
         return self.processor.tokenizer
 
-    def letter_token_ids(self, letters: Sequence[str]) -> list[int]:
-        """Id of the first token the model emits when answering with each letter."""
-        out = []
-        for letter in letters:
-            ids = self.tokenizer.encode(letter, add_special_tokens=False)
-            if not ids:
-                raise ValueError(f"letter {letter!r} encodes to no token")
-            out.append(int(ids[0]))
-        return out
+    def letter_token_ids(self, letters: Sequence[str], context: str = "direct") -> list[int]:
+        """Id of the token the model emits for each letter where it answers: right after the
+        generation prompt ("direct") or after "Answer:" ("after_answer_prefix"); see
+        ``models.letters``."""
+        from .letters import answer_letter_ids
+
+        return answer_letter_ids(self, letters, context)
 
     def to(self, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> "VLM":
         """Move the model (in place) to ``device`` / ``dtype`` ("auto" as in ``load_vlm``); returns self."""

@@ -27,10 +27,12 @@ def tiny_config(family: Family, tokenizer):
     return model_cls.config_class(**kwargs)
 
 
-def tiny_vlm(arch: str, seed: int = 0) -> VLM:
-    """A small random model of family ``arch`` (fp32, CPU, eval, sdpa) with its processor."""
+def tiny_vlm(arch: str, seed: int = 0, tokenizer=None) -> VLM:
+    """A small random model of family ``arch`` (fp32, CPU, eval, sdpa) with its processor;
+    ``tokenizer``: the family's word-level test tokenizer unless given (the vocabulary size
+    follows the tokenizer, e.g. a real subword vocabulary)."""
     family = FAMILIES.get(arch)
-    tokenizer = make_tokenizer(arch)
+    tokenizer = make_tokenizer(arch) if tokenizer is None else tokenizer
     image_processor = image_processor_class(family)(**dict(family.tiny_image_processor))
     # some processors add tokens to the tokenizer (PaliGemma): build it before sizing the vocabulary
     processor = build_processor(family, tokenizer, image_processor, family.chat_template, dict(family.tiny_processor))

@@ -72,11 +72,17 @@ def make_tokenizer(arch: str, words: list[str] | tuple[str, ...] = ()) -> PreTra
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token=fam.unk_token))
     tok.pre_tokenizer = pre_tokenizers.Split(_SPLIT, behavior="isolated")
     tok.decoder = decoders.Fuse()
-    tok.add_special_tokens(specials)
+    return family_fast_tokenizer(fam, tok)
+
+
+def family_fast_tokenizer(fam: Family, tok: Tokenizer) -> PreTrainedTokenizerFast:
+    """``tok`` as family ``fam``'s tokenizer: its special tokens (added where missing), bos
+    prepended where the real tokenizer does it, named tokens, chat template, left padding."""
+    tok.add_special_tokens(list(fam.special_tokens))
     if fam.add_bos:
         bos = fam.named_tokens["bos_token"]
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, vocab[bos])])
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))])
     named = {k: v for k, v in fam.named_tokens.items() if v is not None}
     hf = PreTrainedTokenizerFast(
         tokenizer_object=tok,

@@ -11,7 +11,9 @@ Layout (R = committed records, L = layers, H = heads, n_roles = len(roles), defa
                                     n_records (committed record count, see below), and the
                                     writer's provenance: model_id, model_arch, dtype, device,
                                     package versions, command, sample_set (name, sha256), seed,
-                                    roles (list of str), n_layers, n_heads, ...; "resumes" (list of
+                                    roles (list of str), n_layers, n_heads, letter_tokens (the
+                                    option letters' token ids and strings: "direct" and
+                                    "after_answer_prefix", see models.letters), ...; "resumes" (list of
                                     {time, n_records, command}) after a --resume; "merged_from"
                                     (list of the sources) in a merged trace.
     /records/sample_id       [R]                 utf-8 string
@@ -26,7 +28,10 @@ Layout (R = committed records, L = layers, H = heads, n_roles = len(roles), defa
     /records/n_options       [R]                 int32: number of options of the record (the
                                                  unpadded length of its option_logprobs row)
     /records/role_tokens     [R, n_roles]        int32: prompt token count per role
-    /records/meta            [R]                 utf-8 JSON object: the sample's metadata
+    /records/meta            [R]                 utf-8 JSON object: the sample's metadata; in cot
+                                                 mode also "answer_token" (offset in the
+                                                 generation, position in input_ids, id, token,
+                                                 emitted, measured: which token was the answer)
     /records/input_ids       [R]                 variable-length int32: the prompt as the model saw
                                                  it (image placeholders expanded)
     /records/token_roles     [R]                 variable-length int8: role index of each token
