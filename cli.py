@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--text", default="text_white")
     c.add_argument("--image", default="image_only")
     c.add_argument("--format", default="md", choices=("md", "latex", "csv", "json"))
+    c.add_argument("--decimals", type=int, default=2,
+                   help="decimals of the percentages (default 2, the paper's precision: 56.53)")
 
     f = sub.add_parser("figures", help="render paper figures from traces")
     f.add_argument("paths", nargs="+")

@@ -169,7 +169,8 @@ def cmd_consistency(args: Any) -> int:
 
         with open_trace(args.path) as trace:
             rows = cons.rows_from_trace(trace)
-    print(cons.report(rows, complete=args.complete, text=args.text, image=args.image, fmt=args.format))
+    print(cons.report(rows, complete=args.complete, text=args.text, image=args.image, fmt=args.format,
+                      decimals=args.decimals))
     return 0
 
 
