@@ -22,8 +22,9 @@ from typing import Callable
 import numpy as np
 
 from .errors import UnknownNameError
+from .images import image_size, load_rgb
 from .registry import Registry
-from .types import CONDITIONS, LETTERS, MODES, PromptView, Sample
+from .types import CONDITIONS, LETTERS, MODES, ImageRef, PromptView, Sample
 
 DIRECT_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 COT_INSTRUCTION = (
@@ -49,20 +50,11 @@ def stable_seed(seed: int, *parts: object) -> int:
 
 
 def _image_sizes(sample: Sample) -> list[tuple[int, int]]:
-    from PIL import Image
-
-    sizes = []
-    for p in sample.images:
-        with Image.open(p) as im:  # header only
-            sizes.append(im.size)
-    return sizes
+    return [image_size(p) for p in sample.images]  # headers only
 
 
-def _open_rgb(path: Path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.convert("RGB")
+def _open_rgb(image: Path | ImageRef):
+    return load_rgb(image)  # a file or a data-file cell (xai_bias.images)
 
 
 def _complete(sample: Sample, seed: int) -> list:

@@ -38,10 +38,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .errors import SampleError, UsageError
+from .images import MAX_IMAGE_PIXELS, check_image
 from .types import LETTERS, Sample
-
-MAX_IMAGE_PIXELS = 64_000_000
-"""Largest image accepted (width x height, read from the header): 64 megapixels."""
 
 PLACEHOLDER = re.compile(r"<image (\d+)>")
 _IMAGE_KEY = re.compile(r"^image_(\d+)$")
@@ -93,33 +91,6 @@ def parse_options(value: Any) -> tuple[str, ...]:
             raise ValueError(f"option {i + 1} is {type(opt).__name__}, not text")
         out.append(str(opt))
     return tuple(out)
-
-
-def check_image(path: Path) -> None:
-    """Raise ValueError if the image is missing, empty, too large (header) or corrupt."""
-    from PIL import Image
-
-    if not path.is_file():
-        raise ValueError(f"image not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"image is empty (0 bytes): {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:  # reads the header only
-                w, h = im.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise ValueError(
-                        f"image too large: {w}x{h} = {w * h / 1e6:.0f} megapixels "
-                        f"(limit {MAX_IMAGE_PIXELS / 1e6:.0f}): {path}"
-                    )
-                im.verify()
-    except ValueError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"image too large: {exc}: {path}") from None
-    except Exception as exc:  # PIL raises many kinds for corrupt data
-        raise ValueError(f"image is corrupt or not an image ({exc.__class__.__name__}: {exc}): {path}") from None
 
 
 def _resolve(value: Any, base: Path, key: str, check: bool) -> Path:
