@@ -47,7 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", default="demo", help="demo | demo-balanced | tiny:ARCH | HF hub id | local folder")
     src = a.add_mutually_exclusive_group()
     src.add_argument("--probe", help="a registered probe suite (see `probes`); default hint_conflict")
-    src.add_argument("--samples", help="a JSONL sample file (MMMU-Pro field names accepted)")
+    src.add_argument("--samples", help="a JSONL sample file (MMMU-Pro field names accepted), hf:ORG/NAME "
+                                       "(Hugging Face dataset), a folder in the hub's layout or save_to_disk's, "
+                                       "or a .parquet file")
+    a.add_argument("--subset", help="dataset config of --samples, e.g. 'standard (10 options)'")
+    a.add_argument("--split", help="dataset split of --samples, e.g. test")
+    a.add_argument("--prompt-style", default="lmms_eval",
+                   help="prompt protocol: lmms_eval (default; images at their placeholders) or mmmu_pro "
+                        "(the official MMMU-Pro inference: [image] placeholders, images after the text)")
     a.add_argument("--probe-path", help="data path for probes that read one (e.g. mmmu_pro)")
     a.add_argument("--conditions", type=_csv, default=DEFAULT_CONDITIONS,
                    help=f"comma list (default {','.join(DEFAULT_CONDITIONS)}: the study's three)")

@@ -44,7 +44,8 @@ def sample_set_from_args(args: Any, probes: Callable[[], Any]) -> Any:
     from .samples import load_samples
 
     if args.samples:
-        return load_samples(args.samples, on_error=args.on_error, limit=args.limit)
+        return load_samples(args.samples, on_error=args.on_error, limit=args.limit,
+                            subset=getattr(args, "subset", None), split=getattr(args, "split", None))
     registry = probes()
     build = registry.get(args.probe or DEFAULT_PROBE)
     return build(limit=args.limit, seed=args.seed, path=args.probe_path)
@@ -76,7 +77,7 @@ def run_config_from_args(args: Any) -> Any:
         resume=args.resume, overwrite=args.overwrite, on_error=args.on_error, options=args.options,
         max_new_tokens=args.max_new_tokens, parse_fallback=args.parse_fallback,
         shard=args.shard or (0, 1), settings=settings, command=args.command_line,
-        progress=not args.no_progress,
+        progress=not args.no_progress, prompt_style=args.prompt_style,
     )
 
 

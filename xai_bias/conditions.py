@@ -195,23 +195,28 @@ def render_question_image(sample: Sample, width: int = RENDER_WIDTH, font_size: 
     return canvas
 
 
-def make_view(sample: Sample, condition: str, mode: str = "direct", seed: int = 0) -> PromptView:
-    """The PromptView of ``sample`` under ``condition`` and ``mode`` (direct | cot)."""
+def make_view(sample: Sample, condition: str, mode: str = "direct", seed: int = 0,
+              style: str = "lmms_eval") -> PromptView:
+    """The PromptView of ``sample`` under ``condition`` and ``mode`` (direct | cot), with the
+    instructions of the prompt ``style`` (``xai_bias.prompt_styles``; it also sets the layout)."""
+    from .prompt_styles import get_style
+
     check_condition(condition)
     if mode not in MODES:
         close = difflib.get_close_matches(str(mode), MODES, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown mode {mode!r}.{hint} Available: {', '.join(MODES)}.")
+    protocol = get_style(style)
     images = tuple(condition_images(sample, condition, seed))
     letters = sample.letters
     if condition == "image_only":
-        instruction = IMAGE_ONLY_PROMPT if mode == "direct" else IMAGE_ONLY_COT_INSTRUCTION
-        return PromptView("", (), letters, instruction, images, sample.id, condition, mode)
-    instruction = DIRECT_INSTRUCTION if mode == "direct" else COT_INSTRUCTION
+        instruction = protocol.instruction(mode, vision=True)
+        return PromptView("", (), letters, instruction, images, sample.id, condition, mode, style)
+    instruction = protocol.instruction(mode)
     question = sample.question
     if condition == "text_only":
         question = _PLACEHOLDER.sub(" ", question).strip()
-    return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode)
+    return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode, style)
 
 
 __all__ = [
