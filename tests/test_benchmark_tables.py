@@ -227,3 +227,23 @@ def test_official_jsonl_without_ids(tmp_path):
 def test_subset_on_jsonl_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError, match="--subset"):
         load_samples(bt.SHARED / "data.jsonl", subset=STD10)
+
+
+def test_benchmark_probes_listed_and_built_from_a_local_copy(tmp_path, hf_cache, capsys):
+    from probes import load_probes
+
+    assert cli.main(["probes"]) == 0
+    listing = capsys.readouterr().out
+    for name, count in (("mmmu_pro_standard10", "1,730"), ("mmmu_pro_standard4", "1,730"), ("mmmu_pro_vision", "1,730"),
+                        ("mmmu", "900"), ("mmstar", "1,500"), ("mmbench", "4,329"), ("ai2d", "3,088"),
+                        ("scienceqa", "2,017")):
+        line = listing.split(f"\n{name} ")[1].split("\n")[1]
+        assert count in line and "arXiv" in line and "options" in line, (name, line)
+    path = tmp_path / "mmstar.parquet"
+    bt.dataset(bt.mmstar_rows()).to_parquet(str(path))
+    s = load_probes().get("mmstar")(path=str(path))
+    assert s.name == "mmstar" and s.ids() == ["0", "1"] and s.provenance["schema"] == "mmstar"
+    assert attribute("--probe", "mmstar", "--probe-path", str(path), "--out", str(tmp_path / "p.h5"),
+                     "--conditions", "complete") == 0
+    with pytest.raises(SampleError, match="not in the local Hugging Face cache"):
+        load_probes().get("ai2d")()  # hf:lmms-lab/ai2d was never downloaded here

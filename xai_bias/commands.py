@@ -209,5 +209,7 @@ def cmd_probes(args: Any, probes: Callable[[], Any]) -> int:  # noqa: ARG001
     registry = probes()
     for name, build in registry.items():
         doc = (build.__doc__ or "").strip().splitlines()
-        print(f"{name:16s} {doc[0] if doc else ''}")
+        print(f"{name:20s} {doc[0] if doc else ''}")
+        if getattr(build, "listing", ""):  # a published benchmark: counts, source, citation
+            print(f"{'':20s} {build.listing}")
     return 0
