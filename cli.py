@@ -113,8 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("consistency", help="the ablation study's Tables 1 and 2")
     c.add_argument("path", nargs="?")
-    c.add_argument("--predictions", nargs="+", metavar="PRED.jsonl[=CONDITION]",
-                   help="predictions JSONL file(s); PATH=NAME labels a file whose lines carry no condition")
+    c.add_argument("--predictions", nargs="+", metavar="PRED[=CONDITION]",
+                   help="prediction files: xai_bias / official MMMU-Pro JSONL, lmms-eval --log_samples JSONL, "
+                        "VLMEvalKit .xlsx/.tsv/.csv (recognised by content); PATH=NAME labels a file whose "
+                        "lines carry no condition")
     c.add_argument("--complete", default="complete")
     c.add_argument("--text", default="text_white")
     c.add_argument("--image", default="image_only")

@@ -157,6 +157,7 @@ def cmd_estimate(args: Any) -> int:
 # -- consistency ----------------------------------------------------------------------------
 def cmd_consistency(args: Any) -> int:
     from . import consistency as cons
+    from .harness_formats import read_predictions
 
     if bool(args.path) == bool(args.predictions):
         raise UsageError("give either a trace PATH.h5 or --predictions PRED.jsonl")
@@ -164,7 +165,7 @@ def cmd_consistency(args: Any) -> int:
         rows = []
         for spec in args.predictions:
             path, _, label = spec.rpartition("=") if "=" in spec else (spec, "", "")
-            rows.extend(cons.load_predictions(path, condition=label or None))
+            rows.extend(read_predictions(path, condition=label or None))  # any harness's format
     else:
         from .store import open_trace
 
