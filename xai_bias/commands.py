@@ -46,6 +46,8 @@ def sample_set_from_args(args: Any, probes: Callable[[], Any]) -> Any:
     if args.samples:
         return load_samples(args.samples, on_error=args.on_error, limit=args.limit,
                             subset=getattr(args, "subset", None), split=getattr(args, "split", None))
+    if getattr(args, "subset", None) or getattr(args, "split", None):
+        raise UsageError("--subset / --split go with --samples (a probe knows its own config and split)")
     registry = probes()
     build = registry.get(args.probe or DEFAULT_PROBE)
     return build(limit=args.limit, seed=args.seed, path=args.probe_path)
