@@ -41,11 +41,16 @@ SHARED = REPO.parent / "shared" / "data" / "mmmu_pro_tool"
 CONFIG = "standard (10 options)"
 
 
-def _hwm_mib() -> float:
+def _status_mib(key: str = "VmHWM") -> float:
+    """A /proc/self/status memory figure in MiB: VmHWM (peak RSS), RssAnon (private memory
+    now), RssFile (file pages mapped now: the memory-mapped Arrow cache counts here)."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{key}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+_hwm_mib = _status_mib
 
 
 def build(workdir: Path, n_items: int, shard_rows: int = 250) -> tuple[Path, Path, dict]:
@@ -124,7 +129,7 @@ def child(case: str, source: str, out: str) -> dict:
     kwargs = {} if case == "jsonl" else {"subset": CONFIG, "split": "test"}
     s = load_samples(source, **kwargs)
     t_load = time.perf_counter() - t0
-    hwm_load = _hwm_mib()
+    hwm_load, anon_load, file_load = _status_mib(), _status_mib("RssAnon"), _status_mib("RssFile")
     from xai_bias.models import tiny_vlm
     from xai_bias.run import RunConfig, run_study
 
@@ -135,7 +140,8 @@ def child(case: str, source: str, out: str) -> dict:
     run_study(vlm, s, config, on_record=lambda r: first.setdefault("t", time.perf_counter() - t0))
     vision = s.provenance.get("vision", {}).get("joined", 0) if hasattr(s, "provenance") else 0
     return {"case": case, "n": len(s), "vision_joined": vision, "load_s": t_load, "first_record_s": first["t"],
-            "peak_rss_after_load_mib": hwm_load, "peak_rss_mib": _hwm_mib()}
+            "peak_rss_after_load_mib": hwm_load, "anon_rss_after_load_mib": anon_load,
+            "file_rss_after_load_mib": file_load, "peak_rss_mib": _hwm_mib(), "anon_rss_end_mib": _status_mib("RssAnon")}
 
 
 def run_child(case: str, source: Path, cache: Path, out: Path) -> dict:
@@ -182,18 +188,21 @@ def main() -> None:
     summary = {}
     for case, runs in results.items():
         summary[case] = {k: statistics.median(r[k] for r in runs)
-                         for k in ("load_s", "first_record_s", "peak_rss_after_load_mib", "peak_rss_mib")}
+                         for k in ("load_s", "first_record_s", "peak_rss_after_load_mib", "anon_rss_after_load_mib",
+                                   "file_rss_after_load_mib", "peak_rss_mib", "anon_rss_end_mib")}
         summary[case].update(n=runs[0]["n"], vision_joined=runs[0]["vision_joined"])
     base = summary["jsonl"]
     print(f"{facts['items']} items, {facts['images']} images; parquet {facts['parquet_mib']:.0f} MiB; all images "
           f"decoded as RGB would take {facts['decoded_rgb_mib']:.0f} MiB")
-    print("| source | items | vision joined | load (s) | first record (s) | × jsonl | peak RSS after load (MiB) "
-          "| peak RSS (MiB) | × jsonl |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| source | items | vision joined | load (s) | first record (s) | × jsonl | after load: peak RSS / "
+          "private / mapped file (MiB) | end: peak RSS (MiB) | × jsonl | end: private (MiB) | × jsonl |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case, r in summary.items():
         print(f"| {case} | {r['n']} | {r['vision_joined']} | {r['load_s']:.2f} | {r['first_record_s']:.2f} | "
-              f"{r['first_record_s'] / base['first_record_s']:.2f} | {r['peak_rss_after_load_mib']:.0f} | "
-              f"{r['peak_rss_mib']:.0f} | {r['peak_rss_mib'] / base['peak_rss_mib']:.2f} |")
+              f"{r['first_record_s'] / base['first_record_s']:.2f} | {r['peak_rss_after_load_mib']:.0f} / "
+              f"{r['anon_rss_after_load_mib']:.0f} / {r['file_rss_after_load_mib']:.0f} | {r['peak_rss_mib']:.0f} | "
+              f"{r['peak_rss_mib'] / base['peak_rss_mib']:.2f} | {r['anon_rss_end_mib']:.0f} | "
+              f"{r['anon_rss_end_mib'] / base['anon_rss_end_mib']:.2f} |")
     if args.json:
         import datasets
 

@@ -48,6 +48,7 @@ class Table:
     columns: Mapping[str, str]
     origin: str
     provenance: Mapping[str, Any]
+    _images: dict = field(default_factory=dict, repr=False, compare=False)  # column -> _ImageColumn
 
     def __len__(self) -> int:
         return int(self.arrow.num_rows)
@@ -58,32 +59,73 @@ class Table:
 
     def image(self, row: int, column: str) -> ImageRef | None:
         """A lazy reference to the image in ``column`` of ``row`` (None for an empty cell)."""
-        cell = self.arrow.column(column)[row]
-        if not cell.is_valid:
+        if column not in self._images:
+            self._images[column] = _ImageColumn(self.arrow.column(column))
+        col = self._images[column]
+        if not col.valid(row):
             return None
-        name = ""
-        if hasattr(cell, "keys") and "path" in cell.keys():
-            name = Path(str(cell["path"].as_py() or "")).name
-        return ImageRef(f"{self.origin} row {row} {column}", name, _CellReader(self.arrow, column, row))
+        return ImageRef(f"{self.origin} row {row} {column}", col.name(row), _CellReader(col, row))
+
+
+class _ImageColumn:
+    """Zero-copy access to the encoded bytes of an image column (datasets' ``struct<bytes,
+    path>`` or plain binary). The bytes are sliced out of the column's data buffer by its
+    offsets: making a pyarrow scalar of a cell would read the whole image from the memory map."""
+
+    def __init__(self, chunked: Any):
+        import numpy as np
+        import pyarrow as pa
+
+        self.parts = []  # (first row, binary child, path child or None, validity [n] bool)
+        first = 0
+        for chunk in chunked.chunks:
+            if pa.types.is_struct(chunk.type):
+                fields = {chunk.type.field(k).name: arr for k, arr in enumerate(chunk.flatten())}
+                data, paths = fields["bytes"], fields.get("path")
+                valid = chunk.is_valid().to_numpy(zero_copy_only=False) & data.is_valid().to_numpy(zero_copy_only=False)
+            else:
+                data, paths = chunk, None
+                valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+            wide = pa.types.is_large_binary(data.type)
+            offsets = np.frombuffer(data.buffers()[1], dtype=np.int64 if wide else np.int32)
+            self.parts.append((first, data, paths, valid, offsets))
+            first += len(chunk)
+
+    def _at(self, row: int) -> tuple[Any, Any, Any, int, Any]:
+        for first, data, paths, valid, offsets in reversed(self.parts):
+            if row >= first:
+                return data, paths, valid, row - first, offsets
+        raise IndexError(row)
+
+    def valid(self, row: int) -> bool:
+        _, _, valid, k, _ = self._at(row)
+        return bool(valid[k])
+
+    def name(self, row: int) -> str:
+        _, paths, _, k, _ = self._at(row)
+        value = paths[k].as_py() if paths is not None else None
+        return Path(str(value)).name if value else ""
+
+    def buffer(self, row: int) -> Any:
+        data, _, _, k, offsets = self._at(row)
+        j = k + data.offset
+        start, end = int(offsets[j]), int(offsets[j + 1])
+        return data.buffers()[2].slice(start, end - start)
 
 
 @dataclass(frozen=True)
 class _CellReader:
     """Opens one image cell: a file object over its bytes (zero-copy on the memory map)."""
 
-    arrow: Any = field(repr=False)
-    column: str
+    column: _ImageColumn = field(repr=False)
     row: int
 
     def __call__(self):
         import pyarrow as pa
 
-        cell = self.arrow.column(self.column)[self.row]
-        data = cell["bytes"] if isinstance(cell, pa.StructScalar) else cell
-        buf = data.as_buffer() if data.is_valid else None
-        if buf is None or buf.size == 0:
-            path = cell["path"].as_py() if isinstance(cell, pa.StructScalar) else None
-            raise ValueError(f"image cell holds no bytes (path {path!r})")
+        buf = self.column.buffer(self.row)
+        if buf.size == 0:
+            raise ValueError("image cell holds no bytes")
         return pa.BufferReader(buf)
 
 
