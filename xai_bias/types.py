@@ -182,6 +182,8 @@ class PromptView:
     shown (lettered A, B, ... by the prompt builder; empty for ``image_only``), ``letters`` the
     answer letters scored (always one per option of the sample). ``instruction`` is the last
     text segment ("Answer with the option's letter from the given choices directly.").
+    ``style`` names the prompt protocol (``xai_bias.prompt_styles``) whose layout the prompt
+    builder follows (e.g. ``mmmu_pro``: ``[image]`` placeholders, images after the text).
     """
 
     question: str
