@@ -48,7 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--model", default="demo", help="demo | demo-balanced | tiny:ARCH | HF hub id | local folder")
     src = a.add_mutually_exclusive_group()
     src.add_argument("--probe", help="a registered probe suite (see `probes`); default hint_conflict")
-    src.add_argument("--samples", help="a JSONL sample file (MMMU-Pro field names accepted)")
+    src.add_argument("--samples", help="a JSONL sample file (MMMU-Pro field names accepted), hf:ORG/NAME "
+                                       "(Hugging Face dataset), a folder in the hub's layout or save_to_disk's, "
+                                       "or a .parquet file")
+    a.add_argument("--subset", help="dataset config of --samples, e.g. 'standard (10 options)'")
+    a.add_argument("--split", help="dataset split of --samples, e.g. test")
+    a.add_argument("--prompt-style", default="lmms_eval",
+                   help="prompt protocol: lmms_eval (default; images at their placeholders) or mmmu_pro "
+                        "(the official MMMU-Pro inference: [image] placeholders, images after the text)")
     a.add_argument("--probe-path", help="data path for probes that read one (e.g. mmmu_pro)")
     a.add_argument("--conditions", type=_csv, default=DEFAULT_CONDITIONS,
                    help=f"comma list (default {','.join(DEFAULT_CONDITIONS)}: the study's three)")
@@ -98,14 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("consistency", help="the ablation study's Tables 1 and 2")
     c.add_argument("path", nargs="?")
-    c.add_argument("--predictions", nargs="+", metavar="PRED.jsonl[=CONDITION]",
-                   help="predictions JSONL file(s); PATH=NAME labels a file whose lines carry no condition")
+    c.add_argument("--predictions", nargs="+", metavar="PRED[=CONDITION]",
+                   help="prediction files: xai_bias / official MMMU-Pro JSONL, lmms-eval --log_samples JSONL, "
+                        "VLMEvalKit .xlsx/.tsv/.csv (recognised by content); PATH=NAME labels a file whose "
+                        "lines carry no condition")
     c.add_argument("--complete", default="complete")
     c.add_argument("--text", help="the condition without the image (default text_white, else the first "
                                    "registered one present that removes the image)")
     c.add_argument("--image", help="the condition without the text (default image_only, else the first "
                                     "registered one present that removes the text)")
     c.add_argument("--format", default="md", choices=("md", "latex", "csv", "json"))
+    c.add_argument("--decimals", type=int, default=2,
+                   help="decimals of the percentages (default 2, the paper's precision: 56.53)")
 
     f = sub.add_parser("figures", help="render paper figures from traces")
     f.add_argument("paths", nargs="+")

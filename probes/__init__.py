@@ -12,7 +12,7 @@ from xai_bias.registry import Registry
 
 PROBES: Registry = Registry("probe")
 
-_MODULES = ("hint_conflict", "easy_vqa", "mmmu_pro")
+_MODULES = ("hint_conflict", "easy_vqa", "mmmu_pro", "mmmu", "mmstar", "mmbench", "ai2d", "scienceqa")
 
 
 def load_probes() -> Registry:

@@ -14,6 +14,7 @@ from xai_bias.errors import UsageError
 from xai_bias.samples import SampleSet, load_samples
 
 from . import PROBES
+from ._benchmark import Benchmark, register_benchmark
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mmmu_pro_tool" / "data.jsonl"
 
@@ -30,3 +31,17 @@ def build(limit: int | None = None, seed: int = 0, path: str | Path | None = Non
         )
     samples = load_samples(p, on_error=on_error, limit=limit)
     return dataclasses.replace(samples, name="mmmu_pro")
+
+
+# The released Hugging Face dataset, one probe per config (the seed paper's Table 1 compares
+# "standard 4" and "standard 10"; its "Image w/ B-P" uses the vision config's screenshots, joined
+# to the standard configs by id when the vision config is in the same source).
+_CITATION = "Yue et al. 2024, MMMU-Pro: A More Robust Multi-discipline Multimodal Understanding Benchmark (arXiv:2409.02813)"
+for _name, _config, _options, _summary in (
+    ("mmmu_pro_standard10", "standard (10 options)", "up to 10", "MMMU-Pro standard, 10 options (HF dataset)"),
+    ("mmmu_pro_standard4", "standard (4 options)", "4", "MMMU-Pro standard, 4 options (HF dataset)"),
+    ("mmmu_pro_vision", "vision", "up to 10 (inside the screenshot)",
+     "MMMU-Pro vision: question and options in a screenshot (run with --conditions image_only)"),
+):
+    register_benchmark(Benchmark(_name, "MMMU/MMMU_Pro", (_config,), "test", "mmmu_pro_vision" if _config == "vision"
+                                 else "mmmu", _CITATION, "1,730", _options), _summary)

@@ -9,6 +9,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MPLBACKEND", "Agg")
+if "HF_DATASETS_CACHE" not in os.environ:  # datasets' Arrow cache of the tests' own tables, not ~/.cache
+    import tempfile
+
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="xai-bias-hf-datasets-")
 
 import pytest  # noqa: E402
 

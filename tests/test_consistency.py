@@ -116,22 +116,24 @@ def test_input_forms():
 def test_formatters():
     t2 = consistency_table(hand_rows())
     md = format_table(t2, "md")
-    assert "| All | 1 | 20.0 | 2 | 40.0 | 1 | 0 |" in md and "| Complete & Text | 2 | 40.0 | 3 | 60.0 | 1 | 1 |" in md
+    assert "| All | 1 | 20.00 | 2 | 40.00 | 1 | 20.00 | 0 | 0.00 |" in md
+    assert "| Complete & Text | 2 | 40.00 | 3 | 60.00 | 1 | 20.00 | 1 | 20.00 |" in md
     tex = format_table(t2, "latex")
-    for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrrrrrr}", r"Complete \& Text",
+    for cmd in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{lrrrrrrrr}", r"Complete \& Text",
                 r"text\_white", r"Consistent (\%)"):
         assert cmd in tex, cmd
     assert "_" not in tex.replace(r"\_", "") and tex.count("{") == tex.count("}")
     body = [line for line in tex.splitlines() if line.endswith(r"\\")]
-    assert all(line.count(" & ") == 6 for line in body) and len(body) == 5
+    assert all(line.count(" & ") == 8 for line in body) and len(body) == 5
     rows = list(csv.reader(io.StringIO(format_table(t2, "csv"))))
-    assert rows[0][0] == "Conditions" and rows[-1] == ["All", "1", "20.0", "2", "40.0", "1", "0"]
+    assert rows[0][0] == "Conditions" and rows[-1] == ["All", "1", "20.00", "2", "40.00", "1", "20.00", "0", "0.00"]
     js = json.loads(format_table(t2, "json"))
     assert js["table"] == "consistency" and js["n"] == 5 and js["rows"][3]["inconsistent"] == 2
     assert js["missing"] == [["s6", ["image_only"]]]
     t1 = accuracy_table(hand_rows())
-    assert "| text_white | 6 | 33.3 | -16.7 |" in format_table(t1, "md")
-    assert "| complete | 6 | 50.0 | – |" in format_table(t1, "md")
+    assert "| text_white | 6 | 33.33 | -16.67 |" in format_table(t1, "md")
+    assert "| complete | 6 | 50.00 | – |" in format_table(t1, "md")
+    assert "| text_white | 6 | 33.3 | -16.7 |" in format_table(t1, "md", decimals=1)
     assert r"$\Delta$ vs complete" in format_table(t1, "latex")
     assert json.loads(format_table(t1, "json"))["rows"][1]["correct"] == 2
     with pytest.raises(UsageError):
@@ -200,3 +202,29 @@ def test_gpt4o_direct_vs_cot():
     text = report(rows, complete="direct", text="cot")
     assert "Complete & Text" in text and "no condition that removes the text" in text
     assert "only direct & cot compared" in text
+
+
+def test_table2_at_the_papers_precision():
+    """Two decimals by default (56.53, not 56.5), the correct / wrong rows as percentages of n,
+    ``decimals`` for other needs (json keeps full precision)."""
+    # 300 samples: complete & text agree on 170 (56.67%), of which 101 correct (33.67%), 69 wrong (23.00%)
+    rows = []
+    for i in range(300):
+        ans = "A"
+        c = "A" if i < 101 else ("B" if i < 170 else "C")
+        t = c if i < 170 else "D"
+        rows += [(f"q{i}", "complete", "direct", c, ans), (f"q{i}", "text_white", "direct", t, ans)]
+    t = consistency_table(rows, image=None)
+    r = t.row("Complete & Text")
+    assert (r.consistent, r.consistent_correct, r.consistent_wrong) == (170, 101, 69)
+    assert abs(r.consistent_correct_pct + r.consistent_wrong_pct - r.consistent_pct) < 1e-9
+    md = format_table(t, "md")
+    assert "| Complete & Text | 170 | 56.67 | 130 | 43.33 | 101 | 33.67 | 69 | 23.00 |" in md
+    assert "| Complete & Text | 170 | 56.7 | 130 | 43.3 | 101 | 33.7 | 69 | 23.0 |" in format_table(t, "md", decimals=1)
+    assert "| 170 | 57 | 130 | 43 |" in format_table(t, "md", decimals=0)
+    assert "56.667" in report(rows, image=None, decimals=3)
+    js = json.loads(format_table(t, "json"))["rows"][0]
+    assert js["consistent_correct_pct"] == pytest.approx(100 * 101 / 300)
+    for bad in (-1, 11, 1.5, True):
+        with pytest.raises(UsageError, match="decimals"):
+            format_table(t, "md", decimals=bad)

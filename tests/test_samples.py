@@ -97,7 +97,7 @@ BAD = {
     "malformed_json": ('{"id": "x", "question": ', "malformed JSON"),
     "non_utf8": (b'{"id": "x", "question": "caf\xe9", "options": ["a", "b"]}', "not valid UTF-8"),
     "not_object": ("[1, 2]", "not an object"),
-    "missing_id": (item(i=...), "missing 'id'"),
+    "id_not_text": (item(i=["x"]), "'id' must be a non-empty string"),
     "missing_question": (item(question=...), "missing 'question'"),
     "empty_question_no_image": (item(question=" ", image_1=...), "empty question and no image"),
     "missing_options": (item(options=...), "missing 'options'"),
@@ -160,9 +160,9 @@ def test_parse_options_forms():
         parse_options([None, "a"])
 
 
-def test_parquet_needs_pyarrow(tmp_path):
-    with pytest.raises(UsageError, match="parquet"):
-        load_samples(tmp_path)
+def test_missing_file_and_empty_folder(tmp_path):
+    with pytest.raises(SampleError, match="no data files"):
+        load_samples(tmp_path)  # a folder is read as a dataset in the hub's layout
     with pytest.raises(UsageError, match="not found"):
         load_samples(tmp_path / "nope.jsonl")
 

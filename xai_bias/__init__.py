@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Sample": "types", "TokenRoles": "types", "Record": "types", "PromptView": "types",
+    "Sample": "types", "TokenRoles": "types", "Record": "types", "PromptView": "types", "ImageRef": "types",
     "ROLES": "types", "MODALITIES": "types", "CONDITIONS": "types",
     "load_vlm": "models", "tiny_vlm": "models", "VLM": "models", "FAMILIES": "models",
     "load_samples": "samples", "make_view": "conditions", "reduce_options": "options",
@@ -21,7 +21,7 @@ _EXPORTS = {
     "estimate": "estimate", "Estimate": "estimate",
     "RunConfig": "run", "run_study": "run",
     "METHODS": "instruments", "MethodSettings": "instruments",
-    "load_model": "resolve",
+    "load_model": "resolve", "PROMPT_STYLES": "prompt_styles",
 }
 
 __all__ = ["__version__", *_EXPORTS]

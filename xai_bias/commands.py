@@ -44,7 +44,10 @@ def sample_set_from_args(args: Any, probes: Callable[[], Any]) -> Any:
     from .samples import load_samples
 
     if args.samples:
-        return load_samples(args.samples, on_error=args.on_error, limit=args.limit)
+        return load_samples(args.samples, on_error=args.on_error, limit=args.limit,
+                            subset=getattr(args, "subset", None), split=getattr(args, "split", None))
+    if getattr(args, "subset", None) or getattr(args, "split", None):
+        raise UsageError("--subset / --split go with --samples (a probe knows its own config and split)")
     registry = probes()
     build = registry.get(args.probe or DEFAULT_PROBE)
     return build(limit=args.limit, seed=args.seed, path=args.probe_path)
@@ -105,7 +108,7 @@ def run_config_from_args(args: Any) -> Any:
         resume=args.resume, overwrite=args.overwrite, on_error=args.on_error, options=args.options,
         max_new_tokens=args.max_new_tokens, parse_fallback=args.parse_fallback,
         shard=args.shard or (0, 1), settings=settings, command=args.command_line,
-        progress=not args.no_progress,
+        progress=not args.no_progress, prompt_style=args.prompt_style,
     )
 
 
@@ -186,6 +189,7 @@ def cmd_estimate(args: Any) -> int:
 # -- consistency ----------------------------------------------------------------------------
 def cmd_consistency(args: Any) -> int:
     from . import consistency as cons
+    from .harness_formats import read_predictions
 
     if bool(args.path) == bool(args.predictions):
         raise UsageError("give either a trace PATH.h5 or --predictions PRED.jsonl")
@@ -193,13 +197,14 @@ def cmd_consistency(args: Any) -> int:
         rows = []
         for spec in args.predictions:
             path, _, label = spec.rpartition("=") if "=" in spec else (spec, "", "")
-            rows.extend(cons.load_predictions(path, condition=label or None))
+            rows.extend(read_predictions(path, condition=label or None))  # any harness's format
     else:
         from .store import open_trace
 
         with open_trace(args.path) as trace:
             rows = cons.rows_from_trace(trace)
-    print(cons.report(rows, complete=args.complete, text=args.text, image=args.image, fmt=args.format))
+    print(cons.report(rows, complete=args.complete, text=args.text, image=args.image, fmt=args.format,
+                      decimals=args.decimals))
     return 0
 
 
@@ -246,5 +251,7 @@ def cmd_probes(args: Any, probes: Callable[[], Any]) -> int:  # noqa: ARG001
     registry = probes()
     for name, build in registry.items():
         doc = (build.__doc__ or "").strip().splitlines()
-        print(f"{name:16s} {doc[0] if doc else ''}")
+        print(f"{name:20s} {doc[0] if doc else ''}")
+        if getattr(build, "listing", ""):  # a published benchmark: counts, source, citation
+            print(f"{'':20s} {build.listing}")
     return 0

@@ -29,8 +29,9 @@ from typing import Callable
 import numpy as np
 
 from .errors import UnknownNameError
+from .images import image_size, load_rgb
 from .registry import Registry
-from .types import CONDITIONS, LETTERS, MODALITIES, MODES, PromptView, Sample
+from .types import CONDITIONS, LETTERS, MODALITIES, MODES, ImageRef, PromptView, Sample
 
 DIRECT_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 COT_INSTRUCTION = (
@@ -56,20 +57,11 @@ def stable_seed(seed: int, *parts: object) -> int:
 
 
 def _image_sizes(sample: Sample) -> list[tuple[int, int]]:
-    from PIL import Image
-
-    sizes = []
-    for p in sample.images:
-        with Image.open(p) as im:  # header only
-            sizes.append(im.size)
-    return sizes
+    return [image_size(p) for p in sample.images]  # headers only
 
 
-def _open_rgb(path: Path):
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return im.convert("RGB")
+def _open_rgb(image: Path | ImageRef):
+    return load_rgb(image)  # a file or a data-file cell (xai_bias.images)
 
 
 def _complete(sample: Sample, seed: int) -> list:
@@ -291,24 +283,29 @@ def render_question_image(sample: Sample, width: int = RENDER_WIDTH, font_size: 
     return canvas
 
 
-def make_view(sample: Sample, condition: str, mode: str = "direct", seed: int = 0) -> PromptView:
-    """The PromptView of ``sample`` under ``condition`` and ``mode`` (direct | cot)."""
+def make_view(sample: Sample, condition: str, mode: str = "direct", seed: int = 0,
+              style: str = "lmms_eval") -> PromptView:
+    """The PromptView of ``sample`` under ``condition`` and ``mode`` (direct | cot), with the
+    instructions of the prompt ``style`` (``xai_bias.prompt_styles``; it also sets the layout)."""
+    from .prompt_styles import get_style
+
     check_condition(condition)
     if mode not in MODES:
         close = difflib.get_close_matches(str(mode), MODES, n=1, cutoff=0.5)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise UnknownNameError(f"unknown mode {mode!r}.{hint} Available: {', '.join(MODES)}.")
     cond = get_condition(condition)
+    protocol = get_style(style)
     images = tuple(cond.images(sample, seed))
     letters = sample.letters
     if cond.text == "vision":
-        instruction = IMAGE_ONLY_PROMPT if mode == "direct" else IMAGE_ONLY_COT_INSTRUCTION
-        return PromptView("", (), letters, instruction, images, sample.id, condition, mode)
-    instruction = DIRECT_INSTRUCTION if mode == "direct" else COT_INSTRUCTION
+        instruction = protocol.instruction(mode, vision=True)
+        return PromptView("", (), letters, instruction, images, sample.id, condition, mode, style)
+    instruction = protocol.instruction(mode)
     question = sample.question
     if not images:
         question = _PLACEHOLDER.sub(" ", question).strip()
-    return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode)
+    return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode, style)
 
 
 __all__ = [

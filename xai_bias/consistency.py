@@ -220,7 +220,8 @@ class ConsistencyRow:
 
     consistent + inconsistent == n for pairs; for "All", n - consistent - inconsistent samples
     are partly consistent (two agree, one differs). consistent_correct + consistent_wrong ==
-    consistent. Percentages are 0..100 over n.
+    consistent. Percentages are 0..100 over n (so consistent_correct_pct + consistent_wrong_pct
+    == consistent_pct: the paper's rows for the consistent samples that are correct / wrong).
     """
 
     name: str
@@ -232,6 +233,8 @@ class ConsistencyRow:
     inconsistent_pct: float
     consistent_correct: int
     consistent_wrong: int
+    consistent_correct_pct: float = float("nan")
+    consistent_wrong_pct: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -318,35 +321,48 @@ def consistency_table(rows: Any, complete: str = "complete", text: str = "text_w
             elif _pairwise_different(*preds):
                 incons += 1
         out.append(ConsistencyRow(name, tuple(conds[i] for i in idx), n, cons, pct(cons), incons, pct(incons),
-                                  right, cons - right))
+                                  right, cons - right, pct(right), pct(cons - right)))
     return ConsistencyTable(tuple(out), tuple(roles), n, tuple(missing), g_mode, g_variant)
 
 
 # ---------------------------------------------------------------- formatters
 
 FORMATS = ("md", "latex", "csv", "json")
+DECIMALS = 2
+"""Decimals of every percentage in md / latex / csv output: the paper's precision (56.53)."""
 
 
-def _f(x: float | None, signed: bool = False) -> str:
+def _f(x: float | None, signed: bool = False, decimals: int = DECIMALS) -> str:
     if x is None or x != x:
         return "–"
-    return f"{x:+.1f}" if signed else f"{x:.1f}"
+    return f"{x:+.{decimals}f}" if signed else f"{x:.{decimals}f}"
 
 
-def _table_cells(table: AccuracyTable | ConsistencyTable) -> tuple[list[str], list[list[str]], str]:
+def _check_decimals(decimals: int) -> int:
+    if isinstance(decimals, bool) or not isinstance(decimals, int) or not 0 <= decimals <= 10:
+        raise UsageError(f"decimals must be an integer from 0 to 10, got {decimals!r}")
+    return decimals
+
+
+def _table_cells(table: AccuracyTable | ConsistencyTable,
+                 decimals: int = DECIMALS) -> tuple[list[str], list[list[str]], str]:
+    def f(x: float | None, signed: bool = False) -> str:
+        return _f(x, signed, decimals)
+
     if isinstance(table, AccuracyTable):
         show_group = len({(r.mode, r.variant) for r in table.rows}) > 1 or any(r.variant for r in table.rows)
         head = (["Mode", "Options"] if show_group else []) + ["Condition", "n", "Accuracy (%)", f"Δ vs {table.complete}"]
         body = [([r.mode, r.variant or "all"] if show_group else [])
-                + [r.condition, str(r.n), _f(100 * r.accuracy),
-                   _f(None if r.diff is None or r.condition == table.complete else 100 * r.diff, signed=True)]
+                + [r.condition, str(r.n), f(100 * r.accuracy),
+                   f(None if r.diff is None or r.condition == table.complete else 100 * r.diff, signed=True)]
                 for r in table.rows]
         caption = "Accuracy per condition and its difference from the complete input (percentage points)."
         return head, body, caption
     head = ["Conditions", "Consistent", "Consistent (%)", "Inconsistent", "Inconsistent (%)",
-            "Consistent & correct", "Consistent & wrong"]
-    body = [[r.name, str(r.consistent), _f(r.consistent_pct), str(r.inconsistent), _f(r.inconsistent_pct),
-             str(r.consistent_correct), str(r.consistent_wrong)] for r in table.rows]
+            "Consistent & correct", "Consistent & correct (%)", "Consistent & wrong", "Consistent & wrong (%)"]
+    body = [[r.name, str(r.consistent), f(r.consistent_pct), str(r.inconsistent), f(r.inconsistent_pct),
+             str(r.consistent_correct), f(r.consistent_correct_pct), str(r.consistent_wrong),
+             f(r.consistent_wrong_pct)] for r in table.rows]
     roles = ", ".join(f"{k} = {v}" for k, v in table.roles)
     caption = f"Prediction consistency over {table.n} samples ({roles}; mode {table.mode}"
     caption += f", options {table.variant})." if table.variant else ")."
@@ -385,13 +401,15 @@ def to_dict(table: AccuracyTable | ConsistencyTable) -> dict:
     return clean(d)
 
 
-def format_table(table: AccuracyTable | ConsistencyTable, fmt: str = "md") -> str:
-    """Render a table as ``md``, ``latex`` (booktabs), ``csv`` or ``json``."""
+def format_table(table: AccuracyTable | ConsistencyTable, fmt: str = "md", decimals: int = DECIMALS) -> str:
+    """Render a table as ``md``, ``latex`` (booktabs), ``csv`` or ``json``; percentages with
+    ``decimals`` decimals (json keeps full precision)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _check_decimals(decimals)
     if fmt == "json":
         return json.dumps(to_dict(table), indent=2, ensure_ascii=False)
-    head, body, caption = _table_cells(table)
+    head, body, caption = _table_cells(table, decimals)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -433,13 +451,15 @@ def default_pair(conditions: Iterable[str], modality: str, prefer: str | None = 
 
 
 def report(rows: Any, complete: str = "complete", text: str | None = None, image: str | None = None,
-           fmt: str = "md") -> str:
+           fmt: str = "md", decimals: int = DECIMALS) -> str:
     """Both tables as one text: Table 1, then Table 2 for every (mode, variant) group that has
     the compared conditions (without an image condition only "Complete & Text"); notes say what
     is left out. ``text`` / ``image`` None: per group, ``text_white`` / ``image_only`` if present,
-    else the first registered condition present that removes the image / the text."""
+    else the first registered condition present that removes the image / the text. Percentages
+    with ``decimals`` decimals (default 2, the paper's precision)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    _check_decimals(decimals)
     preds = as_predictions(rows)
     if not preds:
         raise UsageError("no predictions to tabulate")
@@ -467,19 +487,19 @@ def report(rows: Any, complete: str = "complete", text: str | None = None, image
         return json.dumps({"accuracy": to_dict(acc), "consistency": [to_dict(t) for t in tables], "notes": notes},
                           indent=2, ensure_ascii=False)
     if fmt == "md":
-        parts = ["## Table 1: accuracy per condition\n", format_table(acc, "md")]
+        parts = ["## Table 1: accuracy per condition\n", format_table(acc, "md", decimals)]
         for t in tables:
             parts += [f"## Table 2: prediction consistency (mode {t.mode}{', options ' + t.variant if t.variant else ''})\n",
-                      format_table(t, "md")]
+                      format_table(t, "md", decimals)]
         parts += [f"Note: {n}" for n in notes]
         return "\n".join(parts).rstrip() + "\n"
     if fmt == "csv":
-        parts = ["# Table 1: accuracy per condition", format_table(acc, "csv")]
+        parts = ["# Table 1: accuracy per condition", format_table(acc, "csv", decimals)]
         for t in tables:
             parts += [f"# Table 2: prediction consistency, mode {t.mode}{', options ' + t.variant if t.variant else ''}",
-                      format_table(t, "csv")]
+                      format_table(t, "csv", decimals)]
         parts += [f"# Note: {n}" for n in notes]
         return "\n".join(parts).rstrip() + "\n"
-    parts = [format_table(acc, "latex")] + [format_table(t, "latex") for t in tables]
+    parts = [format_table(acc, "latex", decimals)] + [format_table(t, "latex", decimals) for t in tables]
     parts += [f"% Note: {n}" for n in notes]
     return "\n".join(parts)

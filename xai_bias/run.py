@@ -51,12 +51,15 @@ class RunConfig:
     settings: MethodSettings = field(default_factory=MethodSettings)
     command: str = ""
     progress: bool = True
+    prompt_style: str = "lmms_eval"  # xai_bias.prompt_styles: instructions and image layout
 
     def validate(self) -> None:
         from .conditions import check_condition
+        from .prompt_styles import get_style
 
         for c in self.conditions:
             check_condition(c)
+        get_style(self.prompt_style)
         if self.mode not in MODES:
             raise UsageError(f"unknown mode {self.mode!r}; choose one of {', '.join(MODES)}")
         if self.on_error not in ("stop", "skip"):
@@ -139,6 +142,7 @@ def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
         "options": config.options,
         "max_new_tokens": config.max_new_tokens if config.mode == "cot" else 0,
         "parse_fallback": config.parse_fallback or "",
+        "prompt_style": config.prompt_style,
         "method_settings": config.settings.describe(config.methods),
     }
     return {
@@ -149,7 +153,8 @@ def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
         "device": str(vlm.device),
         "package_versions": json.dumps(versions),
         "command": config.command,
-        "sample_set": json.dumps({"name": sample_set.name, "sha256": sample_set.sha256}),
+        "sample_set": json.dumps({"name": sample_set.name, "sha256": sample_set.sha256,
+                                  **dict(getattr(sample_set, "provenance", None) or {})}, default=str),
         "seed": config.seed,
         "roles": list(ROLES),
         "n_layers": spec.n_layers,
@@ -233,7 +238,8 @@ class Runner:
         ok, failed = [], []
         for item in items:
             try:
-                view = make_view(item.sample, item.condition, item.mode, seed=self.config.seed)
+                view = make_view(item.sample, item.condition, item.mode, seed=self.config.seed,
+                                 style=self.config.prompt_style)
                 ok.append((item, view, encode(self.vlm, view)))
             except (SampleError, OSError, ValueError) as exc:
                 cause = exc.cause if isinstance(exc, SampleError) else f"{type(exc).__name__}: {exc}"

@@ -1,4 +1,8 @@
-"""Sample sets: load and validate a JSONL file of multiple-choice items.
+"""Sample sets: load and validate multiple-choice items from a JSONL file or a dataset table.
+
+Dataset tables (``hf:ORG/NAME``, a hub-layout or ``save_to_disk`` folder, a ``.parquet`` file)
+are read by ``xai_bias.table_samples`` in each benchmark's own column schema; the rest of this
+docstring is about JSONL.
 
 One JSON object a line, in DESIGN.md's Sample format, MMMU-Pro field names accepted::
 
@@ -12,6 +16,11 @@ One JSON object a line, in DESIGN.md's Sample format, MMMU-Pro field names accep
 Image paths are relative to the file's folder, else to its ``static/`` subfolder (the MMMU-Pro
 layout); absolute paths are used as they are. ``<image N>`` placeholders stay in the question.
 
+An item without ``id`` (the official repository's current ``mmmu-pro/tool/data.jsonl``) gets a
+stable derived one: its image files' common stem without the ``_N`` suffix
+(``images/test_Music_251_1.png`` -> ``test_Music_251``), else ``FILE:LINE``; one
+``DerivedIdWarning`` per file says how many, and ``SampleSet.provenance["derived_ids"]`` counts them.
+
 Every line is validated before any model work; each problem is a ``SampleError`` naming
 ``file:line``, the id and the cause: malformed JSON, non-UTF-8 bytes, a line that is not an
 object, a missing or non-string id, a missing question, a question that is empty while the item
@@ -22,8 +31,6 @@ options or more than there are letters, an answer letter outside the options, a 
 With ``on_error="stop"`` the first problem raises; with ``"skip"`` problems are collected in
 ``SampleSet.problems`` and the item is left out.
 
-Hugging Face parquet layouts are not read (pyarrow is not a dependency): such a path gets a
-``UsageError`` saying so.
 """
 
 from __future__ import annotations
@@ -33,15 +40,13 @@ import hashlib
 import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from .errors import SampleError, UsageError
-from .types import LETTERS, Sample
-
-MAX_IMAGE_PIXELS = 64_000_000
-"""Largest image accepted (width x height, read from the header): 64 megapixels."""
+from .images import MAX_IMAGE_PIXELS, check_image
+from .types import LETTERS, ImageRef, Sample
 
 PLACEHOLDER = re.compile(r"<image (\d+)>")
 _IMAGE_KEY = re.compile(r"^image_(\d+)$")
@@ -52,13 +57,15 @@ _KNOWN = {"id", "question", "options", "answer", "images", "vision_image", "meta
 class SampleSet:
     """A validated sample set: ``samples`` in file order, ``problems`` (SampleError) of the
     lines left out, ``name`` (file stem, or the folder name for ``data.jsonl``), ``sha256`` of
-    the file's bytes."""
+    the file's bytes (of the items' content for a dataset table), ``provenance``: where the
+    items come from (dataset, config, split, revision, fingerprint, ...), written to the trace."""
 
     samples: tuple[Sample, ...]
     problems: tuple[SampleError, ...]
     name: str
     sha256: str
     path: Path | None = None
+    provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "samples", tuple(self.samples))
@@ -95,34 +102,9 @@ def parse_options(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def check_image(path: Path) -> None:
-    """Raise ValueError if the image is missing, empty, too large (header) or corrupt."""
-    from PIL import Image
-
-    if not path.is_file():
-        raise ValueError(f"image not found: {path}")
-    if path.stat().st_size == 0:
-        raise ValueError(f"image is empty (0 bytes): {path}")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path) as im:  # reads the header only
-                w, h = im.size
-                if w * h > MAX_IMAGE_PIXELS:
-                    raise ValueError(
-                        f"image too large: {w}x{h} = {w * h / 1e6:.0f} megapixels "
-                        f"(limit {MAX_IMAGE_PIXELS / 1e6:.0f}): {path}"
-                    )
-                im.verify()
-    except ValueError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise ValueError(f"image too large: {exc}: {path}") from None
-    except Exception as exc:  # PIL raises many kinds for corrupt data
-        raise ValueError(f"image is corrupt or not an image ({exc.__class__.__name__}: {exc}): {path}") from None
-
-
-def _resolve(value: Any, base: Path, key: str, check: bool) -> Path:
+def _resolve(value: Any, base: Path, key: str, check: bool) -> Path | ImageRef:
+    if isinstance(value, ImageRef):
+        return value
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{key} must be a non-empty path string")
     p = Path(value)
@@ -193,7 +175,7 @@ def sample_from_dict(obj: Any, base: Path, check_images: bool = True) -> Sample:
 
     if check_images:
         for p in images + ([vision_path] if vision_path else []):
-            check_image(p)
+            check_image(p, verify=not isinstance(p, ImageRef))  # a data-file cell: header only
 
     meta: dict[str, Any] = {}
     if isinstance(obj.get("meta"), dict):
@@ -210,23 +192,49 @@ def _set_name(path: Path) -> str:
     return path.parent.name if path.stem in ("data", "test", "validation", "samples") and path.parent.name else path.stem
 
 
+class DerivedIdWarning(UserWarning):
+    """Items of a sample file had no id: stable ids were derived (one warning per file)."""
+
+
+def derive_id(obj: dict, path: Path, lineno: int) -> str:
+    """A stable id for an item without one: the common stem of its image files without the
+    ``_N`` suffix of image N (``images/test_Music_251_1.png`` -> ``test_Music_251``), else
+    ``FILE:LINE``."""
+    named = [(int(m.group(1)), v) for k, v in obj.items() if (m := _IMAGE_KEY.match(k))]
+    if isinstance(obj.get("images"), list):
+        named += [(i + 1, v) for i, v in enumerate(obj["images"])]
+    stems = set()
+    for n, value in named:
+        if isinstance(value, str) and value.strip():
+            stem = Path(value).stem
+            stems.add(stem[: -len(f"_{n}")] if stem.endswith(f"_{n}") and len(stem) > len(f"_{n}") else stem)
+    return stems.pop() if len(stems) == 1 else f"{path.name}:{lineno}"
+
+
 def load_samples(path: str | Path, on_error: str = "stop", limit: int | None = None,
-                 check_images: bool = True) -> SampleSet:
-    """Load and validate a JSONL sample set.
+                 check_images: bool = True, subset: str | None = None, split: str | None = None,
+                 schema: str | None = None) -> SampleSet:
+    """Load and validate a sample set: a JSONL file, or a dataset table (``hf:ORG/NAME``, a
+    hub-layout or ``save_to_disk`` folder, a ``.parquet`` file; ``subset`` / ``split`` pick its
+    config and split, ``schema`` its column schema when not detected; see ``table_samples``).
 
     on_error: "stop" raises the first SampleError; "skip" collects problems and goes on.
     limit: stop once this many valid samples are loaded (lines after are not read).
     """
+    from .hf_data import is_table_spec
+
     if on_error not in ("stop", "skip"):
         raise UsageError(f"on_error must be 'stop' or 'skip', got {on_error!r}")
     if limit is not None and limit < 0:
         raise UsageError(f"limit must be >= 0, got {limit}")
+    if is_table_spec(path):
+        from .table_samples import load_table_samples
+
+        return load_table_samples(path, subset, split, on_error=on_error, limit=limit, schema=schema)
+    if subset or split:
+        raise UsageError(f"{path}: --subset / --split apply to dataset tables (hf:..., a folder, .parquet), "
+                         "not to a JSONL file")
     path = Path(path)
-    if path.is_dir() or path.suffix == ".parquet":
-        raise UsageError(
-            f"{path}: Hugging Face parquet layouts are not supported (pyarrow is not installed); "
-            "export the data set to JSONL (id, question, options, answer, image_1...)"
-        )
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -238,6 +246,7 @@ def load_samples(path: str | Path, on_error: str = "stop", limit: int | None = N
     samples: list[Sample] = []
     problems: list[SampleError] = []
     seen: dict[str, int] = {}
+    derived = 0
     for lineno, raw in enumerate(data.splitlines(), start=1):
         if limit is not None and len(samples) >= limit:
             break
@@ -254,6 +263,10 @@ def load_samples(path: str | Path, on_error: str = "stop", limit: int | None = N
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"malformed JSON: {exc.msg} at column {exc.colno}") from None
+            if isinstance(obj, dict) and obj.get("id") in (None, ""):
+                new_id = derive_id(obj, path, lineno)
+                obj = {**obj, "id": new_id if new_id not in seen else f"{path.name}:{lineno}", "id_derived": True}
+                derived += 1
             if isinstance(obj, dict) and isinstance(obj.get("id"), (str, int)):
                 sid = str(obj["id"])
             sample = sample_from_dict(obj, base, check_images=check_images)
@@ -267,4 +280,9 @@ def load_samples(path: str | Path, on_error: str = "stop", limit: int | None = N
             continue
         seen[sample.id] = lineno
         samples.append(sample)
-    return SampleSet(tuple(samples), tuple(problems), _set_name(path), hashlib.sha256(data).hexdigest(), path)
+    if derived:
+        warnings.warn(f"{path}: {derived} item(s) have no 'id'; derived stable ids from their image file names "
+                      "(else FILE:LINE)", DerivedIdWarning, stacklevel=2)
+    provenance = {"source": str(path), "kind": "jsonl", "derived_ids": derived}
+    return SampleSet(tuple(samples), tuple(problems), _set_name(path), hashlib.sha256(data).hexdigest(), path,
+                     provenance)

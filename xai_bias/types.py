@@ -11,7 +11,7 @@ from __future__ import annotations
 import types as _pytypes
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
@@ -37,25 +37,65 @@ def _frozen_mapping(meta: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 
 @dataclass(frozen=True)
+class ImageRef:
+    """An image kept inside a data file (a parquet / Arrow cell), read only when opened, so that
+    a sample set never holds its decoded images (1,730 items x up to 7 images) in memory.
+
+    ``origin``: where the image is, for messages and record meta (e.g.
+    ``"…/test-00000.parquet row 12 image_1"``); ``name``: the image's own file name when the
+    data set records one (``"test_Art_113_1.png"``), else ""; ``opener``: returns a fresh
+    binary file object over the encoded bytes (PNG, JPEG, …) at each call.
+    """
+
+    origin: str
+    name: str = ""
+    opener: Callable[[], IO[bytes]] | None = field(default=None, compare=False, hash=False, repr=False)
+
+    def open(self):
+        """The image as a lazily decoded ``PIL.Image`` (only the header is parsed until used)."""
+        from PIL import Image
+
+        if self.opener is None:
+            raise ValueError(f"image {self.origin} has no reader")
+        return Image.open(self.opener())
+
+    def read_bytes(self) -> bytes:
+        if self.opener is None:
+            raise ValueError(f"image {self.origin} has no reader")
+        return self.opener().read()
+
+    def __str__(self) -> str:
+        return self.origin
+
+
+def _image(value: Any) -> "Path | ImageRef":
+    return value if isinstance(value, ImageRef) else Path(value)
+
+
+@dataclass(frozen=True)
 class Sample:
     """One multiple-choice item.
 
     ``answer`` is a letter (A, B, ...) or None when unknown. ``images`` are shown in the order
     of the question's ``<image N>`` placeholders; ``vision_image`` is a screenshot holding the
     question and options (MMMU-Pro "vision" setting), used by the ``image_only`` condition.
+    An image is a file ``Path`` or an ``ImageRef`` into a data file (opened with
+    ``xai_bias.images.open_image``).
     """
 
     id: str
     question: str
     options: tuple[str, ...]
     answer: str | None
-    images: tuple[Path, ...] = ()
-    vision_image: Path | None = None
+    images: tuple[Path | ImageRef, ...] = ()
+    vision_image: Path | ImageRef | None = None
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
-        object.__setattr__(self, "images", tuple(Path(p) for p in self.images))
+        object.__setattr__(self, "images", tuple(_image(p) for p in self.images))
+        if self.vision_image is not None:
+            object.__setattr__(self, "vision_image", _image(self.vision_image))
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
 
     @property
@@ -142,6 +182,8 @@ class PromptView:
     shown (lettered A, B, ... by the prompt builder; empty for ``image_only``), ``letters`` the
     answer letters scored (always one per option of the sample). ``instruction`` is the last
     text segment ("Answer with the option's letter from the given choices directly.").
+    ``style`` names the prompt protocol (``xai_bias.prompt_styles``) whose layout the prompt
+    builder follows (e.g. ``mmmu_pro``: ``[image]`` placeholders, images after the text).
     """
 
     question: str
@@ -152,3 +194,4 @@ class PromptView:
     sample_id: str = ""
     condition: str = "complete"
     mode: str = "direct"
+    style: str = "lmms_eval"  # the prompt protocol (xai_bias.prompt_styles): layout + instructions

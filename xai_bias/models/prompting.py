@@ -1,8 +1,9 @@
 """Multiple-choice prompts in MMMU-Pro style, in the model's chat template, with token roles.
 
-Layout of the user turn: images (where the question's ``<image N>`` placeholders stand, else
-all before the text), the question, the options lettered "A. ...", one per line, then the
-instruction. Roles come from character spans: each text segment is rendered through the chat
+Layout of the user turn (the ``lmms_eval`` prompt style): images where their ``<image N>``
+placeholders stand in the question or the options (else before the text), the question, the
+options lettered "A. ...", one per line, then the instruction; other styles
+(``xai_bias.prompt_styles``, e.g. ``mmmu_pro``: images after the text) lay it out their way. Roles come from character spans: each text segment is rendered through the chat
 template as a unique marker, the markers are replaced by the real text (recording spans), the
 processor expands the image placeholders (we shift the spans by its replacement offsets), and
 the tokenizer's offset mapping assigns each token the role of the segment it overlaps most.
@@ -56,11 +57,24 @@ def format_options(options: tuple[str, ...]) -> str:
     return "\n".join(f"{LETTERS[i]}. {opt}" for i, opt in enumerate(options))
 
 
-def segments(view: PromptView, images_first: bool = False) -> list[tuple[str, Any]]:
-    """The user turn as ("image", index) and (role, text) items, in order.
+def segments(view: PromptView, images_first: bool = False, style: str | None = None) -> list[tuple[str, Any]]:
+    """The user turn as ("image", index) and (role, text) items, in order, laid out as the prompt
+    style says (``xai_bias.prompt_styles``; ``style`` defaults to ``view.style``).
 
     Separators between segments carry the role "template".
     """
+    from ..prompt_styles import get_style
+
+    protocol = get_style(style or view.style)
+    if protocol.layout == "after_text":
+        return _after_text(view, images_first, protocol.placeholder)
+    return _inline(view, images_first)
+
+
+def _inline(view: PromptView, images_first: bool) -> list[tuple[str, Any]]:
+    """Images at the first placeholder that mentions them (question, then options); images no
+    placeholder mentions go first. With ``images_first`` every image goes first: the question's
+    placeholders are dropped, the options keep theirs as text ("A. <image 2>")."""
     n = len(view.images)
     question = view.question.strip()
     pieces: list[tuple[str, Any]] = []
@@ -68,15 +82,14 @@ def segments(view: PromptView, images_first: bool = False) -> list[tuple[str, An
     pos = 0
     for m in _PLACEHOLDER.finditer(question):
         k = int(m.group(1)) - 1
-        if not 0 <= k < n:
-            continue  # a placeholder without an image stays as question text
+        if not 0 <= k < n or (k in used and not images_first):
+            continue  # a placeholder without an image, or a later mention, stays as question text
         pieces.append(("question", question[pos:m.start()]))
         if not images_first:
             pieces.append(("image", k))
         used.add(k)
         pos = m.end()
     pieces.append(("question", question[pos:]))
-    leading = [("image", k) for k in range(n) if images_first or k not in used]
     if images_first:
         joined = "".join(t for r, t in pieces if r == "question")
         pieces = [("question", re.sub(r"(?<=\S)[ \t]{2,}(?=\S)", " ", joined))]
@@ -87,17 +100,53 @@ def segments(view: PromptView, images_first: bool = False) -> list[tuple[str, An
         pieces[first] = ("question", pieces[first][1].lstrip())
         pieces[last] = ("question", pieces[last][1].rstrip())
     pieces = [p for p in pieces if not (p[0] == "question" and p[1] == "")]
-    items = leading + pieces
-    tail = []
+    tail: list[list[tuple[str, Any]]] = []
     if view.options:
-        tail.append(("options", format_options(tuple(view.options))))
+        text = format_options(tuple(view.options))
+        tail.append([("options", text)] if images_first else _split_options(text, n, used))
+    leading = [("image", k) for k in range(n) if images_first or k not in used]
+    items = leading + pieces
     if view.instruction.strip():
-        tail.append(("instruction", view.instruction.strip()))
+        tail.append([("instruction", view.instruction.strip())])
     for seg in tail:
         if any(r != "image" for r, _ in items):
             items.append(("template", "\n"))
-        items.append(seg)
+        items.extend(seg)
     return items
+
+
+def _split_options(text: str, n: int, used: set[int]) -> list[tuple[str, Any]]:
+    """The lettered options with each image not shown yet at its placeholder ("A. ", image 2, ...)."""
+    out: list[tuple[str, Any]] = []
+    pos = 0
+    for m in _PLACEHOLDER.finditer(text):
+        k = int(m.group(1)) - 1
+        if not 0 <= k < n or k in used:
+            continue
+        out += [("options", text[pos:m.start()]), ("image", k)]
+        used.add(k)
+        pos = m.end()
+    out.append(("options", text[pos:]))
+    return [p for p in out if p != ("options", "")]
+
+
+def _after_text(view: PromptView, images_first: bool, placeholder: str) -> list[tuple[str, Any]]:
+    """MMMU-Pro's official layout: every ``<image N>`` becomes ``placeholder``; question, options
+    and instruction on their own lines; then the images in mention order (repeats kept), then
+    the images no placeholder mentions (before the text when ``images_first``)."""
+    n = len(view.images)
+    question = view.question.strip()
+    options = format_options(tuple(view.options)) if view.options else ""
+    order = [k for m in _PLACEHOLDER.finditer(f"{question}\n{options}") if 0 <= (k := int(m.group(1)) - 1) < n]
+    order += [k for k in range(n) if k not in order]
+    texts = [(role, text) for role, text in (("question", _PLACEHOLDER.sub(placeholder, question)),
+                                               ("options", _PLACEHOLDER.sub(placeholder, options)),
+                                               ("instruction", view.instruction.strip())) if text]
+    items: list[tuple[str, Any]] = []
+    for i, seg in enumerate(texts):
+        items += ([("template", "\n")] if i else []) + [seg]
+    images = [("image", k) for k in order]
+    return images + items if images_first else items + images
 
 
 def _content(items: list[tuple[str, Any]]) -> tuple[list[dict], list[tuple[str, str]]]:
