@@ -292,6 +292,8 @@ class Runner:
             for (item, view, _), pred, lp, pos in zip(encoded, preds, logprobs, rows_at)
         ]
         rows = self._measure(full, targets)
+        for i, (row, pos) in enumerate(zip(rows, rows_at)):  # the answer row, in the record's own tokens
+            row["generation/answer_row"] = np.int32(pos - full.pad[i])
         from .generation import extend_encoded
 
         return [
