@@ -44,6 +44,7 @@ XB.Explorer = class {
     this.layer = Math.max(this.L - 1, 0);
     this.tokenMode = 'role';
     this.lensLetter = null;
+    this.showTiles = true;
   }
 
   rec(si, cond) {
@@ -244,7 +245,9 @@ XB.Explorer = class {
 
   drawOverlay(r) {
     const card = this.overlayCard;
-    card.replaceChildren(XB.h('h3', {text: 'Answer-row attention on the image'}));
+    card.replaceChildren(XB.h('h3', {text: 'Answer-row attention on the image'}),
+      XB.h('label', {}, XB.h('input', {type: 'checkbox', id: 'show-tiles', checked: this.showTiles,
+        onchange: (e) => { this.showTiles = e.target.checked; this.drawOverlay(r); }}), ' show the attention tiles'));
     const s = this.mapSeries;
     const m = s ? this.ex.records.series[s.name][r] : null;
     if (!m) {
@@ -273,15 +276,14 @@ XB.Explorer = class {
         canvas.height = Math.max(20, Math.round(W * aspect));
         const ctx = canvas.getContext('2d');
         ctx.clearRect(0, 0, canvas.width, canvas.height);
-        if (img && img.naturalWidth) {
-          ctx.filter = 'grayscale(1)';
-          ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
-          ctx.filter = 'none';
-        }
+        const under = img && img.naturalWidth;
+        if (under) ctx.drawImage(img, 0, 0, canvas.width, canvas.height);
         const tw = canvas.width / cols, th = canvas.height / rows;
-        for (let t = 0; t < rows * cols && start + t < m.n; t++) {
-          const [cr, cg, cb] = XB.inferno(q[l * m.n + start + t] / 255);
-          ctx.fillStyle = `rgba(${cr},${cg},${cb},${img && img.naturalWidth ? 0.62 : 1})`;
+        for (let t = 0; this.showTiles && t < rows * cols && start + t < m.n; t++) {
+          const v = q[l * m.n + start + t] / 255;
+          const [cr, cg, cb] = XB.inferno(v);
+          // over the image, weak tiles are nearly transparent so the picture shows through
+          ctx.fillStyle = `rgba(${cr},${cg},${cb},${under ? 0.1 + 0.7 * v : 1})`;
           ctx.fillRect((t % cols) * tw, Math.floor(t / cols) * th, Math.ceil(tw), Math.ceil(th));
         }
         canvas.dataset.layer = String(l);
@@ -292,7 +294,7 @@ XB.Explorer = class {
     });
     card.append(wrap,
       XB.h('div', {class: 'caption'}, XB.h('span', {class: 'colorbar', style: `background:linear-gradient(to right,${[0, .25, .5, .75, 1].map((t) => `rgb(${XB.inferno(t).join(',')})`).join(',')})`}),
-        ` 0 → the layer's largest value. Layer ${l}: the answer row puts ${XB.pct(m.sum[l])} of its attention (head mean) on the image tokens; `,
+        ` 0 → the layer's largest value (over the image, opacity grows with the value). Layer ${l}: the answer row puts ${XB.pct(m.sum[l])} of its attention (head mean) on the image tokens; `,
         `each tile is one vision token in place (rows × cols from /attention/map_grid). The picture underneath is the sample's own image from the record's metadata; `,
         `under ${XB.conditionLabel(this.showCond)} the model was shown what that condition shows.`));
   }
