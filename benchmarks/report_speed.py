@@ -7,7 +7,8 @@ For each trace (and with ``--budget-mb X`` once more under that size budget): bu
 (wall time), records its size in bytes, then opens it ``--reps`` times in a fresh page of the
 system Chromium (same browser process) and takes, per load, the time from navigation start to
 
-* ``ready``: the report's own mark ``xai-ready`` (overview rendered, every control live),
+* ``interactive``: the latest of the report's own mark ``xai-ready`` (overview rendered, every
+  control live), the first contentful paint and the load event,
 * ``explorer``: the time the first switch to the sample explorer takes (list + first sample),
 * ``sample``: the median time to show another sample (5 clicks),
 
@@ -42,8 +43,11 @@ MEASURE = """() => {
     t = performance.now(); ex.select(ex.current[k]); times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
+  const nav = performance.getEntriesByType('navigation')[0];
+  const fcp = performance.getEntriesByName('first-contentful-paint')[0];
   return {ready, explorer, sample: times.length ? times[Math.floor(times.length / 2)] : null,
-          dom_interactive: performance.getEntriesByType('navigation')[0].domInteractive};
+          dom_interactive: nav.domInteractive, load_end: nav.loadEventEnd, fcp: fcp ? fcp.startTime : null,
+          interactive: Math.max(ready, nav.loadEventEnd, fcp ? fcp.startTime : 0)};
 }"""
 
 
@@ -93,6 +97,8 @@ def load_times(browser, url: str, reps: int) -> list[dict]:
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(url)
         page.wait_for_function("document.documentElement.dataset.ready === '1'", timeout=60_000)
+        page.wait_for_load_state("load")
+        page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0", timeout=60_000)
         got = page.evaluate(MEASURE)
         if errors:
             raise RuntimeError(f"{url}: page errors {errors}")
@@ -157,11 +163,13 @@ def main() -> int:
             loads = load_times(browser, out.resolve().as_uri(), args.reps)
             case = {"trace": str(trace), "budget_mb": budget, "bytes": res.n_bytes, "build_s": build_s,
                     "subsampled": data_notes[0] if data_notes else "", "loads": loads}
-            for key in ("ready", "explorer", "sample", "dom_interactive"):
+            for key in ("interactive", "ready", "fcp", "load_end", "explorer", "sample", "dom_interactive"):
                 case[f"median_{key}_ms"] = med([x[key] for x in loads])
             results["cases"].append(case)
             print(f"{trace} (budget {budget or 'default'}): {res.n_bytes:,} bytes, build {build_s:.1f} s, "
-                  f"ready {case['median_ready_ms']:.0f} ms, explorer +{case['median_explorer_ms']:.0f} ms, "
+                  f"interactive {case['median_interactive_ms']:.0f} ms (ready mark {case['median_ready_ms']:.0f}, "
+                  f"first paint {case['median_fcp_ms']:.0f}, load {case['median_load_end_ms']:.0f}), "
+                  f"explorer +{case['median_explorer_ms']:.0f} ms, "
                   f"another sample {case['median_sample_ms'] or 0:.0f} ms {data_notes[0] if data_notes else ''}")
         browser.close()
     base = med(results["baseline_blank_load_ms"])
