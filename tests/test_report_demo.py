@@ -26,11 +26,27 @@ def demo_page(tmp_path_factory):
     out = d / "report.html"
     assert cli.main(["report", str(d / "direct.h5"), str(d / "cot.h5"), "-o", str(out), "--bootstrap", "50"]) == 0
     with open_report(out, executable=exe) as (page, log):
-        yield page, log
+        yield page, log, d
+
+
+def test_cot_trace_records_its_answer_row(demo_page):
+    from xai_bias.store import open_trace
+    from xai_bias.types import ROLE_INDEX
+
+    with open_trace(demo_page[2] / "cot.h5") as t:
+        rows = t["generation/answer_row"]
+        for i in range(t.n_records):
+            ids, roles, pred = t["records/input_ids"][i], t["records/token_roles"][i], t["records/prediction"][i]
+            prompt_len = int((roles != ROLE_INDEX["generated"]).sum())
+            assert prompt_len - 1 <= rows[i] < len(ids)
+            if not pred:  # unparsed: the last generated row
+                assert rows[i] == len(ids) - 1
+            else:  # the row before the emitted letter token, which is a generated token
+                assert roles[rows[i] + 1] == ROLE_INDEX["generated"]
 
 
 def test_demo_report_in_the_browser(demo_page):
-    page, log = demo_page
+    page, log, _ = demo_page
     page.click("#tab-explorer")
     page.wait_for_function("document.documentElement.dataset.explorerReady === '1'")
     assert "Answer with the option's letter" in page.text_content("#tokens")  # the demo tokenizer's words
