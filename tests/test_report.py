@@ -131,6 +131,11 @@ def test_size_budget_keeps_whole_samples_and_says_so(tmp_path):
     assert ex_b["samples"]["id"] == ex["samples"]["id"]  # seeded
     # the overview still uses every record
     assert report_data((tmp_path / "a.html").read_text("utf-8"))["traces"][0]["estimate"]["n_records"] == 120
+    other = write_trace(tmp_path / "other.h5", n=40, seed=1, model_id="org/other", evil=False)
+    both = build_report([trace, other], tmp_path / "both.html", n_bootstrap=0, max_mb=0.6)
+    assert both.n_bytes <= 0.6e6  # the budget holds for the file, whatever the number of traces
+    shown = [t["explorer"]["n_samples_shown"] for t in report_data((tmp_path / "both.html").read_text("utf-8"))["traces"]]
+    assert all(0 < n < 40 for n in shown)
     c = build_report([trace], tmp_path / "c.html", n_bootstrap=0, max_samples=5)
     ex_c = report_data((tmp_path / "c.html").read_text("utf-8"))["traces"][0]["explorer"]
     assert ex_c["n_samples_shown"] == 5 and "--max-samples 5" in ex_c["notes"][0]

@@ -70,10 +70,12 @@ def build_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
         if budget <= 0:
             raise UsageError(f"report: --max-mb {max_mb} leaves no room for the explorer "
                              f"(the overview alone takes {fixed / 1e6:.2f} MB)")
-        for item, t in zip(items, traces):
+        used = 0
+        for k, (item, t) in enumerate(zip(items, traces)):
             tok, tok_note = trace_tokenizer(str(t.attrs.get("model_id", "")), tokenizer)
-            share = (budget - images.n_bytes) // max(1, len(traces) - items.index(item))
+            share = (budget - used - images.n_bytes) // (len(traces) - k)  # what is left, split evenly
             ex = ExplorerData(t, cat, images, tok, seed).build(share, max_samples)
+            used += len(dumps(ex))
             if tok_note:
                 ex["notes"].append(tok_note)
             item["explorer"] = ex

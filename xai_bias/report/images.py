@@ -45,6 +45,17 @@ class ImageStore:
     def n_bytes(self) -> int:
         return sum(len(u) for u in self.uris)
 
+    def checkpoint(self) -> int:
+        return len(self.uris)
+
+    def n_bytes_since(self, mark: int) -> int:
+        return sum(len(u) for u in self.uris[mark:])
+
+    def rollback(self, mark: int) -> None:
+        """Forget the images added after ``checkpoint()`` returned ``mark``."""
+        del self.uris[mark:], self.sizes[mark:]
+        self._index = {k: v for k, v in self._index.items() if v is None or v < mark}
+
     def add(self, name: str, base: Path) -> int | None:
         path = _resolve(name, base)
         key = str(path) if path is not None else f"{base}::{name}"

@@ -128,35 +128,47 @@ class ExplorerData:
         return {"id": ids, "meta": metas, "facets": facets}
 
     # ------------------------------------------------------------------ selection
-    def _chosen_samples(self, budget: int, max_samples: int | None) -> tuple[list[str], str]:
+    def _estimated_fit(self, budget: int, n_samples: int) -> int:
+        """How many samples fit ``budget`` bytes, from the cost of a probe of evenly spaced records."""
+        if not self.R:
+            return n_samples
+        probe = np.unique(np.linspace(0, self.R - 1, min(self.R, PROBE_RECORDS)).round().astype(int))
+        shared, self.images = self.images, ImageStore(self.images.max_side)  # probe images are not kept
+        try:
+            cost = (len(dumps(self._records(probe))) + self.images.n_bytes) / len(probe)
+        finally:
+            self.images = shared
+            self.missing.clear()
+        return int(budget // max(cost * self.R / max(n_samples, 1), 1.0))
+
+    def build(self, budget: int, max_samples: int | None = None) -> dict[str, Any]:
+        """The payload (records as columns, samples, series headers, measure keys, vocab, notes)
+        of as many whole samples as fit ``budget`` bytes (its images included) and
+        ``max_samples``; a seeded random subset when not all fit."""
         order = list(dict.fromkeys(self.sid.tolist()))
         n_all = len(order)
         perm = [order[j] for j in np.random.default_rng(self.seed).permutation(n_all)]
-        limit = n_all if max_samples is None else min(n_all, max_samples)
-        if self.R:
-            probe = np.unique(np.linspace(0, self.R - 1, min(self.R, PROBE_RECORDS)).round().astype(int))
-            shared, self.images = self.images, ImageStore(self.images.max_side)  # probe images are not kept
-            try:
-                cost = (len(dumps(self._records(probe))) + self.images.n_bytes) / len(probe)
-            finally:
-                self.images = shared
-                self.missing.clear()
-            per_sample = cost * self.R / max(n_all, 1)
-            limit = min(limit, int(budget // max(per_sample, 1.0)))
-        limit = max(min(limit, n_all), min(1, n_all))
-        chosen = set(perm[:limit])
-        note = ""
+        cap = n_all if max_samples is None else min(n_all, max_samples)
+        limit = max(min(cap, self._estimated_fit(budget, n_all)), min(1, n_all))
+        mark = self.images.checkpoint()
+        for _ in range(4):  # the estimate is close; shrink until the real size fits
+            payload = self._payload(set(perm[:limit]), order)
+            size = len(dumps(payload)) + self.images.n_bytes_since(mark)
+            if size <= budget or limit <= 1:
+                break
+            limit = max(1, int(limit * budget / size * 0.97))
+            self.images.rollback(mark)
+            self.missing.clear()
         if limit < n_all:
-            why = (f"--max-samples {max_samples}" if max_samples is not None and limit == max_samples
+            why = (f"--max-samples {max_samples}" if limit == cap and cap < n_all and max_samples is not None
                    else f"the explorer's share of the size budget ({budget / 1e6:.1f} MB)")
-            note = (f"The explorer shows {limit} of {n_all} samples, a random subset (seed {self.seed}) chosen to "
-                    f"fit {why}; the overview uses every record. Raise --max-mb or --max-samples to see more.")
-        return [s for s in order if s in chosen], note
+            payload["notes"].insert(0, f"The explorer shows {limit} of {n_all} samples, a random subset (seed "
+                                       f"{self.seed}) chosen to fit {why}; the overview uses every record. Raise "
+                                       f"--max-mb or --max-samples to see more.")
+        return payload
 
-    def build(self, budget: int, max_samples: int | None = None) -> dict[str, Any]:
-        """The payload: records (columns), samples, series headers, measure keys, vocab, notes."""
-        ids, note = self._chosen_samples(budget, max_samples)
-        keep = set(ids)
+    def _payload(self, keep: set[str], order: list[str]) -> dict[str, Any]:
+        ids = [s for s in order if s in keep]
         rows = np.array([i for i in range(self.R) if self.sid[i] in keep], dtype=np.int64)
         records = self._records(rows)
         vocab = None
@@ -165,13 +177,11 @@ class ExplorerData:
             vocab = {str(k): v for k, v in decode_vocab(self.tok, used).items()}
         missing = [f"{p} ({why})" for p, why in self.missing.items()]
         notes = list(self.notes)
-        if note:
-            notes.insert(0, note)
         if missing:
             notes.append(f"{len(missing)} image file(s) could not be embedded, their overlays are drawn without "
                          f"the image: " + "; ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
         return {
-            "n_records": self.R, "n_samples": len(set(self.sid.tolist())), "n_samples_shown": len(ids),
+            "n_records": self.R, "n_samples": len(order), "n_samples_shown": len(ids),
             "n_layers": int(self.t.attrs.get("n_layers") or 0), "roles": self.roles,
             "series": [s.header() for s in self.series],
             "measures": [{"key": m.key, "method": m.method, "measure": m.measure, "kind": m.kind,

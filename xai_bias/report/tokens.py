@@ -29,7 +29,8 @@ def load_tokenizer(spec: str) -> Any:
         name = spec if p.is_dir() or spec not in DEMO_MODELS else str(DEMO_MODELS[spec])
         return transformers.AutoTokenizer.from_pretrained(name, local_files_only=True)
     except Exception as exc:  # transformers raises OSError / ValueError / EnvironmentError variants
-        raise UsageError(f"cannot load a tokenizer from {spec!r} offline: {type(exc).__name__}: {exc}") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise UsageError(f"cannot load a tokenizer from {spec!r} offline ({type(exc).__name__}: {first})") from None
 
 
 def trace_tokenizer(model_id: str, explicit: str | None = None) -> tuple[Any | None, str]:
@@ -42,17 +43,15 @@ def trace_tokenizer(model_id: str, explicit: str | None = None) -> tuple[Any | N
     name = Path(model_id).name
     if name in DEMO_MODELS and not Path(model_id).is_dir():  # a demo model written elsewhere
         candidates.append(name)
-    reasons = []
     for cand in candidates:
         if not cand:
             continue
         try:
             return load_tokenizer(cand), ""
-        except UsageError as exc:
-            reasons.append(str(exc))
-    why = "; ".join(reasons) or "the trace names no model"
-    return None, (f"prompt tokens are shown as ids: no tokenizer for model {model_id!r} was found on this "
-                  f"machine ({why}); pass --tokenizer PATH")
+        except UsageError:
+            continue
+    return None, (f"prompt tokens are shown as ids: no tokenizer for model {model_id!r} on this machine (not a "
+                  "local folder, a bundled demo model or a hub id in the local cache); pass --tokenizer PATH")
 
 
 def decode_vocab(tokenizer: Any, ids: Iterable[int]) -> dict[int, str]:

@@ -194,10 +194,10 @@ XB.Explorer = class {
         return [XB.conditionLabel(c), rec.prediction[r] || 'unparsed', rec.correct[r] ? 'yes' : 'no', rec.status[r]];
       })));
     const controls = XB.h('div', {class: 'controls'},
-      XB.h('fieldset', {id: 'show-condition'}, XB.h('legend', {text: 'show condition'}), conds.map((c, i) => XB.h('label', {},
+      XB.h('fieldset', {id: 'show-condition'}, XB.h('legend', {text: 'show condition'}), conds.map((c) => XB.h('label', {},
         XB.h('input', {type: 'radio', name: 'show-cond', value: c, checked: c === this.showCond,
           onchange: () => { this.showCond = c; this.renderDetail(); }}),
-        XB.h('span', {class: 'swatch', style: `background:${XB.conditionColor(c, i)}`}), XB.conditionLabel(c)))),
+        XB.h('span', {class: 'swatch', style: `background:${XB.conditionColor(c, this.conditions.indexOf(c))}`}), XB.conditionLabel(c)))),
       this.L > 0 ? XB.h('label', {}, 'layer ', XB.h('input', {type: 'range', id: 'layer-slider', min: 0, max: this.L - 1, step: 1,
         value: String(this.layer), oninput: (e) => this.setLayer(Number(e.target.value))}),
       XB.h('span', {id: 'layer-value', text: ` ${this.layer} of 0–${this.L - 1}`})) : null);
