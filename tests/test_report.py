@@ -199,3 +199,10 @@ def test_cli_writes_the_report(built, tmp_path, capsys):
                      str(built["tok"])]) == 0
     assert f"wrote {out}" in capsys.readouterr().out
     assert report_data(out.read_text("utf-8"))["traces"][0]["label"] == "tiny-report-model"
+
+
+def test_rows_are_read_in_cheap_blocks():
+    from xai_bias.report.series import blocks
+
+    got = [b.tolist() for b in blocks(np.array([0, 1, 2, 9, 50, 51, 200] + list(range(300, 400))))]
+    assert got[:4] == [[0, 1, 2, 9], [50, 51], [200], list(range(300, 364))] and got[4] == list(range(364, 400))

@@ -16,7 +16,7 @@ import numpy as np
 from .catalog import Catalog, image_share, record_measures
 from .encode import dumps, floats
 from .images import ImageStore, image_paths
-from .series import Series, classify, record_rows
+from .series import Series, classify, read_rows, record_rows
 from .tokens import decode_vocab
 
 PROBE_RECORDS = 48  # records encoded to estimate the cost of one record
@@ -78,8 +78,8 @@ class ExplorerData:
                ("condition", "mode", "answer", "prediction", "correct", "status")}
         lp = np.asarray(t["records/option_logprobs"])
         n_opt = np.asarray(t["records/n_options"]) if t.has("records/n_options") else None
-        ids = t["records/input_ids"]
-        troles = t["records/token_roles"]
+        ids = dict(zip(rows.tolist(), read_rows(t, "records/input_ids", rows)))
+        troles = dict(zip(rows.tolist(), read_rows(t, "records/token_roles", rows)))
         resp = np.asarray(t["records/response"]) if t.has("records/response") else None
         image_role = self.roles.index("image") if "image" in self.roles else -1
         out: dict[str, Any] = {k: [] for k in ("index", "sample", "condition", "mode", "answer", "prediction",

@@ -20,8 +20,8 @@ from .encode import floats, num, quantised_map
 
 MAPS = "attention/maps"
 MAP_GRID = "attention/map_grid"
-ANSWER_ROW = "generation/answer_row"
-CHUNK = 64  # records read at a time from wide datasets
+CHUNK = 64  # at most this many rows read at a time
+MAX_GAP = 8  # rows between two wanted ones that are read rather than skipped
 
 
 @dataclass
@@ -60,12 +60,12 @@ def classify(trace: Any, cat: Catalog) -> tuple[list[Series], list[str]]:
             s.info = {"layer_offset": shape[0] - L if L else 0, "reduced": list(shape[1:-1])}
         elif len(shape) == 0:
             s.kind = "scalar"
-        elif len(shape) == 1 and L and shape[0] in (L, L + 1):
-            s.kind = "layers"
-            s.info = {"layer_offset": shape[0] - L}
         elif len(shape) == 1 and len(attrs.get("groups") or ()) == shape[0]:
             s.kind = "groups"
             s.info = {"groups": [str(g) for g in attrs["groups"]]}
+        elif len(shape) == 1 and L and shape[0] in (L, L + 1):
+            s.kind = "layers"
+            s.info = {"layer_offset": shape[0] - L}
         elif len(shape) == 2 and L and shape[0] in (L, L + 1):
             s.kind = "letters"
             s.info = {"layer_offset": shape[0] - L}
@@ -100,28 +100,51 @@ def _map_row(row: np.ndarray, grid: np.ndarray) -> Any:
     return {**quantised_map(a[:, :n]), "grid": grids}
 
 
+def blocks(rows: np.ndarray) -> list[np.ndarray]:
+    """Ascending ``rows`` cut into runs that are cheap to read as one slice (at most CHUNK rows
+    long, gaps of at most MAX_GAP rows)."""
+    out, cur = [], []
+    for i in np.asarray(rows, dtype=np.int64):
+        if cur and (i - cur[-1] > MAX_GAP or i - cur[0] >= CHUNK):
+            out.append(np.array(cur))
+            cur = []
+        cur.append(int(i))
+    if cur:
+        out.append(np.array(cur))
+    return out
+
+
+def read_rows(trace: Any, name: str, rows: np.ndarray) -> list[Any]:
+    """Rows ``rows`` (ascending) of one dataset, decoded like ``Trace.rows``, without reading the
+    rows between distant ones."""
+    out: list[Any] = []
+    for idx in blocks(rows):
+        lo = int(idx[0])
+        block = trace.rows(name, lo, int(idx[-1]) + 1)
+        out.extend(block[i - lo] for i in idx)
+    return out
+
+
 def record_rows(trace: Any, series: list[Series], rows: np.ndarray) -> dict[str, list[Any]]:
-    """name -> one encoded row per index in ``rows`` (None where the record lacks it)."""
+    """name -> one encoded row per index in ``rows`` (ascending; None where the record lacks it)."""
     n_opt = np.asarray(trace["records/n_options"]) if trace.has("records/n_options") else None
-    out: dict[str, list[Any]] = {s.name: [] for s in series}
-    for start in range(0, len(rows), CHUNK):
-        idx = rows[start:start + CHUNK]
-        lo, hi = int(idx.min()), int(idx.max()) + 1
-        for s in series:
-            block = trace.rows(s.name, lo, hi)
-            grid = trace.rows(MAP_GRID, lo, hi) if s.kind == "map" else None
-            for i in idx:
-                row = np.asarray(block[i - lo])
-                if row.dtype.kind == "f" and row.size and not np.isfinite(row).any():
-                    out[s.name].append(None)  # the record did not measure it
-                elif s.kind == "roles":
-                    out[s.name].append(_roles_row(row))
-                elif s.kind == "letters":
-                    out[s.name].append(_letters_row(row, int(n_opt[i]) if n_opt is not None else 0))
-                elif s.kind == "map":
-                    out[s.name].append(_map_row(row, grid[i - lo]))
-                elif s.kind == "scalar":
-                    out[s.name].append(num(row) if row.dtype.kind == "f" else int(row))
-                else:
-                    out[s.name].append(floats(row))
+    out: dict[str, list[Any]] = {}
+    for s in series:
+        grids = read_rows(trace, MAP_GRID, rows) if s.kind == "map" else None
+        enc = []
+        for k, (i, row) in enumerate(zip(rows, read_rows(trace, s.name, rows))):
+            row = np.asarray(row)
+            if row.dtype.kind == "f" and row.size and not np.isfinite(row).any():
+                enc.append(None)  # the record did not measure it
+            elif s.kind == "roles":
+                enc.append(_roles_row(row))
+            elif s.kind == "letters":
+                enc.append(_letters_row(row, int(n_opt[i]) if n_opt is not None else 0))
+            elif s.kind == "map":
+                enc.append(_map_row(row, grids[k]))
+            elif s.kind == "scalar":
+                enc.append(num(row) if row.dtype.kind == "f" else int(row))
+            else:
+                enc.append(floats(row))
+        out[s.name] = enc
     return out
