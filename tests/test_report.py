@@ -180,6 +180,7 @@ def test_predictions_only_trace_still_reports(tmp_path):
 @pytest.mark.parametrize("argv, code", [
     (["report", "{d}/missing.h5"], 4),
     (["report", "{trace}", "--max-mb", "0"], 2),
+    (["report", "{trace}", "--bootstrap", "-1"], 2),
     (["report", "{trace}", "--tokenizer", "{d}/no-such-tokenizer"], 2),
     (["report", "{trace}", "-o", "{trace}/report.html"], 5),
 ])

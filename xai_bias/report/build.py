@@ -51,9 +51,9 @@ def build_report(paths: Sequence[str | os.PathLike], out: str | os.PathLike, *, 
 
     if not paths:
         raise UsageError("report needs at least one trace")
-    if max_mb <= 0 or (max_samples is not None and max_samples < 1) or image_side < 16:
-        raise UsageError(f"report: --max-mb must be > 0, --max-samples >= 1 and --image-side >= 16 "
-                         f"(got {max_mb}, {max_samples}, {image_side})")
+    if max_mb <= 0 or (max_samples is not None and max_samples < 1) or image_side < 16 or n_bootstrap < 0:
+        raise UsageError(f"report: --max-mb must be > 0, --max-samples >= 1, --image-side >= 16 and "
+                         f"--bootstrap >= 0 (got {max_mb}, {max_samples}, {image_side}, {n_bootstrap})")
     out = Path(out)
     cat = catalog()
     traces = [open_trace(p) for p in paths]
