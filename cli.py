@@ -6,6 +6,7 @@
     python cli.py estimate    PATH.h5 [--method NAME|all] [--condition C] [--bootstrap N] [--json]
     python cli.py consistency PATH.h5 | --predictions PRED.jsonl [--complete C --text T --image I]
     python cli.py figures     PATH.h5 [MORE.h5 ...] [--out DIR] [--format pdf,png] [--sample ID]
+    python cli.py report      TRACE.h5 [MORE.h5 ...] [-o report.html]
     python cli.py merge       A.h5 B.h5 ... -o OUT.h5
     python cli.py models | probes
 """
@@ -125,6 +126,18 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--sample")
     f.add_argument("--bootstrap", type=int, default=1000)
     f.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
+
+    r = sub.add_parser("report", help="one self-contained interactive HTML report (overview + sample explorer)")
+    r.add_argument("paths", nargs="+", metavar="TRACE.h5", help="one or more traces (overlaid in the overview)")
+    r.add_argument("-o", "--out", default="report.html")
+    r.add_argument("--bootstrap", type=int, default=1000, help="the estimator's bootstrap resamples")
+    r.add_argument("--seed", type=int, default=0, help="the estimator's seed; also picks the explorer's subset")
+    r.add_argument("--max-mb", type=float, default=9.5, help="size budget of the file: past it the explorer "
+                   "shows a seeded random subset of the samples (default 9.5)")
+    r.add_argument("--max-samples", type=int, help="at most this many samples per trace in the explorer")
+    r.add_argument("--tokenizer", help="where to read token texts (folder, tokenizer.json or cached hub id; "
+                   "default: the trace's model, offline)")
+    r.add_argument("--image-side", type=int, default=256, help="longest side of the embedded images (pixels)")
 
     m = sub.add_parser("merge", help="merge traces (shards) into one")
     m.add_argument("paths", nargs="+")

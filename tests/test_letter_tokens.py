@@ -232,7 +232,8 @@ def test_runner_cot_reads_the_answer_row_and_skips_unparsed(arch, tmp_path, monk
     # unparsed: scored wrong, no answer row, nothing measured, no option log-probs
     assert unparsed.prediction == "" and not unparsed.correct
     assert unparsed.meta["answer_token"]["measured"] is False
-    assert unparsed.measurements == {}
+    assert set(unparsed.measurements) == {"generation/answer_row"}
+    assert int(unparsed.measurements["generation/answer_row"]) == -1
     assert np.isnan(unparsed.option_logprobs).all()
 
 

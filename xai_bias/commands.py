@@ -230,6 +230,19 @@ def cmd_figures(args: Any) -> int:
     return 0
 
 
+# -- report ---------------------------------------------------------------------------------
+def cmd_report(args: Any) -> int:
+    from .report import build_report
+
+    result = build_report(args.paths, Path(args.out), n_bootstrap=args.bootstrap, seed=args.seed,
+                          max_mb=args.max_mb, max_samples=args.max_samples, tokenizer=args.tokenizer,
+                          image_side=args.image_side)
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"wrote {result.path} ({result.n_bytes / 1e6:.2f} MB); open it in a browser")
+    return 0
+
+
 # -- merge ----------------------------------------------------------------------------------
 def cmd_merge(args: Any) -> int:
     from .store import merge_traces

@@ -318,7 +318,11 @@ class Runner:
             self._target(item, view, pred or _argmax_letter(lp, view.letters), pos, ids)
             for (item, view, _), pred, lp, pos, ids in zip(encoded, preds, logprobs, rows_at, letter_ids)
         ]
-        rows = [row if pred else {} for row, pred in zip(self._measure(full, targets), preds)]
+        # an unparsed response has no answer row: its instrument rows are dropped (NaN in the trace);
+        # /generation/answer_row is the row that emits the answer letter, in the record's own
+        # tokens (-1: unparsed)
+        rows = [{**(row if pred else {}), "generation/answer_row": np.int32(pos - full.pad[i] if pred else -1)}
+                for i, (row, pred, pos) in enumerate(zip(self._measure(full, targets), preds, rows_at))]
         logprobs = [lp if pred else np.full_like(lp, np.nan) for lp, pred in zip(logprobs, preds)]
         from .generation import extend_encoded
 

@@ -10,13 +10,13 @@ ablation — from a trace file alone (no model). Every registered method
 """
 
 from .contributions import Contributions, Measure, NotApplicable, role_share_contributions
-from .estimator import estimate, method_names
+from .estimator import estimate, method_names, per_record_measures
 from .report import estimate_to_json, format_estimate, format_estimate_latex
 from .results import (MODALITY_COLUMNS, AblationRow, AccuracyStat, Agreement, Estimate, HeadMap, LensCurve,
                       ModalityTable, Overall, Suppression)
 
 __all__ = [
-    "estimate", "method_names", "format_estimate", "format_estimate_latex", "estimate_to_json",
+    "estimate", "method_names", "per_record_measures", "format_estimate", "format_estimate_latex", "estimate_to_json",
     "MODALITY_COLUMNS", "Estimate", "ModalityTable", "Overall", "Suppression", "LensCurve", "AblationRow",
     "Agreement", "HeadMap", "AccuracyStat", "Contributions", "Measure", "NotApplicable",
     "role_share_contributions",

@@ -83,6 +83,28 @@ def estimate(
     return _Estimator(trace, str(getattr(trace, "path", "") or "<trace>"), *args).run()
 
 
+def per_record_measures(trace: Any, methods: str | Sequence[str] = "all", per_token: bool = True
+                        ) -> tuple[list[cb.Measure], list[str]]:
+    """Every method's per-record contributions (its ``Measure``s, before any averaging: the
+    per-sample values a per-sample view shows), and a note for each method the trace cannot
+    support. The same definitions ``estimate`` averages; nothing is aggregated here."""
+    from ..instruments.base import METHODS
+
+    est = _Estimator(trace, str(getattr(trace, "path", "") or "<trace>"), _method_names(methods), True, None,
+                     None, False, per_token, 0, 0, 0.5, "predicted", 0.05)
+    est._read()
+    measures, notes = [], []
+    for name in est.names:
+        spec = METHODS.get(name)
+        if spec.contributions is None or any(not est.has(d) for d in spec.needs):
+            continue
+        try:
+            measures += spec.contributions(est).measures
+        except cb.NotApplicable as exc:
+            notes.append(f"{name}: {exc}")
+    return measures, notes
+
+
 def _method_names(methods: str | Sequence[str]) -> list[str]:
     known = method_names()
     if isinstance(methods, str):

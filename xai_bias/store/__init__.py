@@ -51,6 +51,10 @@ Instruments add datasets outside /records, one row per record, settings as datas
                                                  answer row's attention to image tokens is cut at
                                                  layer l
     /intervention/logit_lens [R, L, ...]         float32: per-layer readout of the answer letters
+    /generation/answer_row   [R]                 int32 (cot mode, written by the runner): index in the
+                                                 record's input_ids of the row whose logits emit the
+                                                 parsed answer letter (the row the instruments read);
+                                                 -1 for an unparsed response (no answer row)
 
 A measurement dataset is created on first use with the dtype and row shape of the first row;
 rows of records that lack it are filled (NaN for floats, 0 for ints, False for bools), so every
