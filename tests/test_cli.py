@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import cli
+from xai_bias.types import ROLES
 from xai_bias.store import open_trace
 
 from .helpers import write_samples
@@ -30,7 +31,7 @@ def test_attribute_then_inspect(tmp_path, capsys):
         assert t.n_records == 18
         assert set(t["records/condition"]) == {"complete", "text_white", "image_only"}
         mass = t["attention/mass"]
-        assert mass.shape[0] == 18 and mass.shape[-1] == 7
+        assert mass.shape[0] == 18 and mass.shape[-1] == len(ROLES)
         np.testing.assert_allclose(mass.sum(-1), 1.0, atol=1e-4)  # each head's row sums to 1
         assert t.attrs["model_id"] and t.attrs["n_layers"] == mass.shape[1]
     assert cli.main(["inspect", str(out)]) == 0

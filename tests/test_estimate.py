@@ -16,10 +16,12 @@ from xai_bias.estimate import estimate, estimate_to_json, format_estimate
 from xai_bias.store import TraceWriter, open_trace
 from xai_bias.types import ROLE_INDEX, ROLES, Record
 
-S, T, IMG, Q, O, INS, GEN = (ROLE_INDEX[r] for r in ROLES)
+S, T, IMG, Q, O, INS, GEN = (ROLE_INDEX[r] for r in ("sink", "template", "image", "question", "options",
+                                                       "instruction", "generated"))
 #: token counts per role: sink 1, template 9 (other = 10), image 100, question 10, options 6,
-#: instruction 4 (text = 20)
-ROLE_TOKENS = np.array([1, 9, 100, 10, 6, 4, 0], np.int32)
+#: instruction 4 (text = 20); none of the other roles
+ROLE_TOKENS = np.zeros(len(ROLES), np.int32)
+ROLE_TOKENS[[S, T, IMG, Q, O, INS]] = [1, 9, 100, 10, 6, 4]
 
 # per-layer attention mass (head mean) by construction, L = 4
 IMG_MASS = np.array([0.2, 0.6, 0.3, 0.1])

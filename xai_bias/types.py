@@ -3,7 +3,9 @@
 Roles, in this fixed order, label every token of a prompt (see ``ROLES``):
 ``sink`` (first position), ``template`` (chat template, special tokens, system prompt, image
 delimiters), ``image`` (vision placeholder tokens), ``question``, ``options``, ``instruction``,
-``generated``. Modalities group roles (``MODALITIES``).
+``generated``, ``video`` and ``audio`` (their placeholder tokens; appended after the roles of
+the first traces, so every role keeps its index). A trace stores its role list, so traces of 7
+roles stay readable. Modalities group roles (``MODALITIES``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import IO, Any, Callable, Mapping
 
 import numpy as np
 
-ROLES: tuple[str, ...] = ("sink", "template", "image", "question", "options", "instruction", "generated")
+ROLES: tuple[str, ...] = ("sink", "template", "image", "question", "options", "instruction", "generated",
+                          "video", "audio")
 ROLE_INDEX: Mapping[str, int] = _pytypes.MappingProxyType({name: i for i, name in enumerate(ROLES)})
 N_ROLES = len(ROLES)
 
