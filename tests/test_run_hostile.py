@@ -360,3 +360,50 @@ def test_prompt_longer_than_the_context_is_a_sample_error_before_the_forward_pas
         status = dict(zip(zip(t["records/sample_id"], t["records/condition"]), t["records/status"]))
     assert status[("short", "complete")] == "ok"
     assert "context" in status[("long", "complete")] and status[("long", "complete")].startswith("error")
+
+
+# ---------------------------------------------------------------- 13.3 merge and figures on a full disk
+def test_merge_and_figures_on_a_full_disk_are_exit_5_and_leave_nothing_half_written(base_run, tmp_path,
+                                                                                   capsys, monkeypatch):
+    """On a real full disk (a 256 KiB tmpfs) where this process may mount one; where it may not
+    (no root) the free space and matplotlib's write are injected. Today: exit 1 and tracebacks."""
+    from PIL import Image
+
+    from .test_store_hostile import _small_filesystem
+
+    samples, base = base_run
+    other = tmp_path / "other.h5"
+    write_samples(tmp_path / "o", n=4)
+    assert cli.main([*_cmd(write_samples(tmp_path / "o", n=4), other), "--shard", "1/2"]) == 0
+    with _small_filesystem(tmp_path, 256) as mnt:
+        if mnt is None:
+            import errno
+
+            import matplotlib.figure
+
+            real = shutil.disk_usage
+            monkeypatch.setattr(shutil, "disk_usage", lambda p: real(p)._replace(free=0))
+            calls = {"n": 0}
+            save = matplotlib.figure.Figure.savefig
+
+            def full(self, path, **kw):
+                calls["n"] += 1
+                if calls["n"] > 1:
+                    Path(path).write_bytes(b"\x89PNG half")
+                    raise OSError(errno.ENOSPC, "No space left on device")
+                return save(self, path, **kw)
+
+            monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+            mnt = tmp_path / "full"
+            mnt.mkdir()
+        capsys.readouterr()
+        assert cli.main(["merge", str(base), str(other), "-o", str(mnt / "m.h5")]) == 5
+        err = capsys.readouterr().err
+        assert str(mnt / "m.h5") in err and "free" in err and "Traceback" not in err
+        assert not list(mnt.glob("*m.h5*"))
+        assert cli.main(["figures", str(base), "--out", str(mnt / "figs"), "--bootstrap", "0"]) == 5
+        err = capsys.readouterr().err
+        assert "figs" in err and "free" in err
+        for png in (mnt / "figs").glob("*.png"):  # what was written is whole
+            with Image.open(png) as im:
+                im.load()

@@ -167,8 +167,10 @@ def _small_filesystem(tmp_path: Path, size_kib: int):
     """A tmpfs of ``size_kib`` KiB (real ENOSPC), or None when this process may not mount."""
     mnt = tmp_path / "small_fs"
     mnt.mkdir()
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(mnt)],
-                        capture_output=True).returncode == 0 if shutil.which("mount") else False
+    ok = False
+    if shutil.which("mount") and not os.environ.get("XAI_BIAS_TEST_NO_MOUNT"):  # (to run the fallback)
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(mnt)],
+                            capture_output=True).returncode == 0
     try:
         yield (mnt if ok else None)
     finally:
@@ -185,7 +187,7 @@ import sys
 sys.path.insert(0, {tests!r})
 from test_store import make_record, ATTRS
 from xai_bias.errors import XaiBiasError
-from xai_bias.store import TraceWriter
+from xai_bias.store import TraceWriter, exit_now_if_unclosed
 try:
     with TraceWriter({path!r}, ATTRS, resume=True) as w:
         for i in range(100000):
@@ -193,6 +195,7 @@ try:
                 w.append(make_record(i))
 except XaiBiasError as e:
     print(f"error: {{e}}", file=sys.stderr)
+    exit_now_if_unclosed(e.exit_code)  # as cli.py does
     raise SystemExit(e.exit_code)
 """
 
@@ -213,36 +216,34 @@ def _assert_committed_intact_and_resumable(path: Path) -> int:
     with open_trace(path) as t:
         n = t.n_records
         assert n >= 10
-        for i in range(n):
-            assert_same_record(t.record(i), make_record(i))
+        for i, r in enumerate(t.records()):
+            assert_same_record(r, make_record(i))
     with TraceWriter(path, ATTRS, resume=True) as w:
         assert len(w.done_keys()) == n
         for i in range(n, n + 5):
             w.append(make_record(i))
     with open_trace(path) as t:
         assert t["records/sample_id"].tolist() == [f"s{i}" for i in range(n + 5)]
-        for i in range(n + 5):
-            assert_same_record(t.record(i), make_record(i))
+        for i, r in enumerate(t.records()):
+            assert_same_record(r, make_record(i))
     return n
 
 
 def test_disk_full_mid_run_is_exit_5_and_resume_continues_after_space_is_freed(tmp_path, monkeypatch):
-    """A real full disk (a 600 KiB tmpfs) where this process may mount one. Where it may not
+    """A real full disk (a 1.5 MiB tmpfs) where this process may mount one. Where it may not
     (no root), the free space the writer sees is injected instead (``shutil.disk_usage``
     reports the disk full after 40 records); the RLIMIT test below writes real bytes there.
 
     Today: exit 1 with chained RuntimeErrors, then --resume refuses the whole file."""
-    with _small_filesystem(tmp_path, 600) as mnt:
+    with _small_filesystem(tmp_path, 1536) as mnt:
         if mnt is not None:
             p = mnt / "t.h5"
             proc = _fill(p)
             assert proc.returncode == 5, proc.stderr[-3000:]
             assert str(p) in proc.stderr and "free" in proc.stderr and "Traceback" not in proc.stderr
-            _grow(mnt, 4096)
+            _grow(mnt, 16384)
             _assert_committed_intact_and_resumable(p)
             return
-    import xai_bias.store._files as files
-
     p = tmp_path / "t.h5"
     real = shutil.disk_usage
     calls = {"n": 0}
@@ -252,13 +253,13 @@ def test_disk_full_mid_run_is_exit_5_and_resume_continues_after_space_is_freed(t
         u = real(path)
         return u._replace(free=0) if calls["n"] > 40 else u
 
-    monkeypatch.setattr(files.shutil, "disk_usage", usage)
+    monkeypatch.setattr(shutil, "disk_usage", usage)
     with pytest.raises(OutputError, match="free") as e:
         with TraceWriter(p, ATTRS) as w:
             for i in range(1000):
                 w.append(make_record(i))
     assert str(p) in str(e.value)
-    monkeypatch.setattr(files.shutil, "disk_usage", real)
+    monkeypatch.setattr(shutil, "disk_usage", real)
     _assert_committed_intact_and_resumable(p)
 
 
@@ -266,7 +267,7 @@ def test_write_error_inside_hdf5_loses_nothing_committed(tmp_path):
     """A real write error that no free-space check sees (the file-size limit RLIMIT_FSIZE:
     write() fails with EFBIG mid-flush, after HDF5 has updated part of its metadata)."""
     p = tmp_path / "t.h5"
-    proc = _fill(p, limit_bytes=300_000)
+    proc = _fill(p, limit_bytes=800_000)
     assert proc.returncode == 5, proc.stderr[-3000:]
     assert str(p) in proc.stderr and "Traceback" not in proc.stderr
     _assert_committed_intact_and_resumable(p)
@@ -281,7 +282,7 @@ def test_injected_enospc_at_the_row_write_is_exit_5_naming_the_path(tmp_path, mo
 
     def failing(ds, start, block):
         calls["n"] += 1
-        if calls["n"] > 100:
+        if calls["n"] > 320:  # about 16 datasets a record: at record 20
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(ds, start, block)
 
@@ -296,8 +297,8 @@ def test_injected_enospc_at_the_row_write_is_exit_5_naming_the_path(tmp_path, mo
 
 
 # ---------------------------------------------------------------- 13.4 a trace is data, not a pointer
-def _trace(tmp_path, n=3) -> Path:
-    return write(tmp_path / "t.h5", [make_record(i) for i in range(n)])
+def _trace(tmp_path, n=3, start=0) -> Path:
+    return write(tmp_path / "t.h5", [make_record(i) for i in range(start, start + n)])
 
 
 def _replace(p: Path, name: str, make) -> None:
@@ -359,9 +360,10 @@ def test_record_count_beyond_the_file_size_is_refused_at_once(tmp_path):
 
 def test_declared_giant_dataset_is_refused_before_allocation(tmp_path):
     p = _trace(tmp_path)
-    _replace(p, "attention/mass", lambda f, n: f.create_dataset(
-        n, shape=(3, 24, 20000, 20000, 7), dtype=np.float32, chunks=(1, 1, 1, 20000, 7)))
-    with pytest.raises(TraceError, match=r"/attention/mass.*bytes"):
+    with h5py.File(p, "a") as f:
+        f.create_dataset("attention/maps", shape=(3, 24, 20000, 20000, 7), dtype=np.float32,
+                         chunks=(1, 1, 1, 20000, 7))
+    with pytest.raises(TraceError, match=r"/attention/maps.*bytes"):
         with open_trace(p) as t:
             t.record(0)
 
@@ -405,9 +407,11 @@ def test_malformed_trace_is_exit_4_naming_the_dataset(kind, tmp_path, capsys):
     damage, needle = BAD_TRACES[kind]
     p = _trace(tmp_path)
     damage(p)
-    for argv in (["inspect", str(p)], ["inspect", str(p), "--record", "0"],
-                 ["consistency", str(p)], ["merge", str(p), str(_trace(tmp_path / "b")), "-o",
-                                           str(tmp_path / "m.h5")]):
+    commands = [["inspect", str(p)], ["inspect", str(p), "--record", "0"], ["consistency", str(p)],
+                ["merge", str(p), str(_trace(tmp_path / "b", start=10)), "-o", str(tmp_path / "m.h5")]]
+    if kind == "meta rows not objects":  # rows are checked where they are read (the summary does not)
+        commands = commands[1:]
+    for argv in commands:
         capsys.readouterr()
         assert cli.main(argv) == 4, (argv, capsys.readouterr())
         err = capsys.readouterr().err
@@ -558,7 +562,7 @@ def test_merge_compares_every_record_setting_a_run_writes(tmp_path):
     assert {"seed", "model_family", "settings", "dtype", "model_id"}.isdisjoint(free)
     b = write(tmp_path / "b.h5", [make_record(1)],
               attrs={**base, "settings": json.dumps({**json.loads(base["settings"]), "methods": ["ig"]})})
-    with pytest.raises(TraceError, match=r"settings\.methods: \['attention'\].*\['ig'\]"):
+    with pytest.raises(TraceError, match=r"settings\.methods differs: \['attention'\] in .*a\.h5, \['ig'\] in .*b\.h5"):
         merge_traces([a, b], tmp_path / "m.h5")
 
 

@@ -59,10 +59,9 @@ def _image_sizes(sample: Sample) -> list[tuple[int, int]]:
 
 
 def _open_rgb(path: Path):
-    from PIL import Image
+    from .samples import open_rgb
 
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    return open_rgb(path)  # 16-bit / float images scaled, not clipped
 
 
 def _complete(sample: Sample, seed: int) -> list:

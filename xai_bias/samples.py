@@ -43,6 +43,10 @@ from .types import LETTERS, Sample
 MAX_IMAGE_PIXELS = 64_000_000
 """Largest image accepted (width x height, read from the header): 64 megapixels."""
 
+MAX_ASPECT_RATIO = 200
+"""Most elongated image accepted (long side / short side): the vision processors refuse more
+(Qwen2-VL's ``smart_resize`` raises above 200)."""
+
 PLACEHOLDER = re.compile(r"<image (\d+)>")
 _IMAGE_KEY = re.compile(r"^image_(\d+)$")
 _KNOWN = {"id", "question", "options", "answer", "images", "vision_image", "meta"}
@@ -95,12 +99,29 @@ def parse_options(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _not_a_file(path: Path) -> str:
+    """What ``path`` is when it is not a regular file ("image not found" only when absent)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return f"image not found: {path}"
+    for test, what in ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"image path is {what}, not an image file: {path}"
+    return f"image path is not a regular file: {path}"
+
+
 def check_image(path: Path) -> None:
-    """Raise ValueError if the image is missing, empty, too large (header) or corrupt."""
+    """Raise ValueError if the image is missing, not a regular file, empty, too large or too
+    elongated (header), corrupt, or of a pixel type that cannot be shown as 8-bit RGB."""
     from PIL import Image
 
     if not path.is_file():
-        raise ValueError(f"image not found: {path}")
+        raise ValueError(_not_a_file(path))
     if path.stat().st_size == 0:
         raise ValueError(f"image is empty (0 bytes): {path}")
     try:
@@ -113,13 +134,53 @@ def check_image(path: Path) -> None:
                         f"image too large: {w}x{h} = {w * h / 1e6:.0f} megapixels "
                         f"(limit {MAX_IMAGE_PIXELS / 1e6:.0f}): {path}"
                     )
+                if max(w, h) > MAX_ASPECT_RATIO * max(1, min(w, h)):
+                    ratio = f"{max(w, h) / max(1, min(w, h)):.0f}:1"
+                    raise ValueError(f"image {w}x{h} has an aspect ratio {ratio}, more than the {MAX_ASPECT_RATIO}:1 "
+                                     f"the vision processors accept: {path}")
+                mode = im.mode
                 im.verify()
+            if mode in _WIDE_MODES:  # the pixel range decides whether it maps to 8 bits
+                open_rgb(path)
     except ValueError:
         raise
     except Image.DecompressionBombError as exc:
         raise ValueError(f"image too large: {exc}: {path}") from None
     except Exception as exc:  # PIL raises many kinds for corrupt data
         raise ValueError(f"image is corrupt or not an image ({exc.__class__.__name__}: {exc}): {path}") from None
+
+
+#: PIL modes of more than 8 bits per pixel, which ``convert("RGB")`` clips instead of scaling.
+_WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def open_rgb(path: Path):
+    """The image as 8-bit RGB (PIL), 16-bit, 32-bit integer and float images scaled, not
+    clipped: 16-bit by 65535 -> 255; 32-bit integer ones whose values lie in 0..65535 likewise
+    (PNG's 16-bit grey opens so); float ones in [0, 1] by 255, in [0, 255] as they are.
+    ValueError (naming the file and the range) for one that cannot be mapped without guessing."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode not in _WIDE_MODES:
+            return im.convert("RGB")
+        mode = im.mode
+        a = np.asarray(im).astype(np.float64)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and lo >= 0 and hi <= 65535):
+        scale = 65535.0
+    elif mode == "F" and np.isfinite(a).all() and lo >= 0 and hi <= 1:
+        scale = 1.0
+    elif mode == "F" and np.isfinite(a).all() and lo >= 0 and hi <= 255:
+        scale = 255.0
+    else:
+        kind = "32-bit integer" if mode == "I" else "float"
+        allowed = "0..65535" if mode == "I" else "[0, 1] or [0, 255]"
+        raise ValueError(f"{kind} image with values in [{lo:g}, {hi:g}], outside the range {allowed} "
+                         f"that maps to 8-bit colour without guessing: {path}")
+    grey = np.clip(np.round(a / scale * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey, "L").convert("RGB")
 
 
 def _resolve(value: Any, base: Path, key: str, check: bool) -> Path:
@@ -234,6 +295,8 @@ def load_samples(path: str | Path, on_error: str = "stop", limit: int | None = N
     except OSError as exc:
         raise UsageError(f"cannot read sample file {path}: {exc}") from None
 
+    if not data.strip():
+        raise SampleError(str(path), "the sample file is empty: it holds no samples")
     base = path.parent
     samples: list[Sample] = []
     problems: list[SampleError] = []

@@ -17,9 +17,23 @@ _FILES = ["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt", "*.py"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> cuda when available, else cpu; any other device must exist (UsageError)."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"--device {device!r} is not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise UsageError(f"--device {device}: CUDA is not available ({why}); use --device cpu or auto")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise UsageError(f"--device {device}: only {torch.cuda.device_count()} GPU(s) are visible "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: MPS is not available on this machine")
+    return dev
 
 
 def resolve_dtype(dtype: str | torch.dtype = "auto", device: torch.device | None = None) -> torch.dtype:
@@ -42,6 +56,7 @@ def local_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> P
     """The checkpoint folder: ``name_or_path`` itself, or a hub snapshot (network needed)."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
+        _check_safetensors(p)
         return p
     if p.exists() or str(name_or_path).startswith((".", "/", "~")):
         raise UsageError(f"model path {name_or_path!r} is not a checkpoint folder")
@@ -52,6 +67,19 @@ def local_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> P
         return Path(snapshot_download(str(name_or_path), allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated ...
         raise UsageError(f"cannot fetch model {name_or_path!r} from the hub: {exc}") from exc
+
+
+def _check_safetensors(folder: Path) -> None:
+    """A folder whose weights are only pickles (pytorch_model.bin, *.pt) is refused, saying why."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(f.name for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt") for f in folder.glob(pattern))
+    if pickles:
+        raise UsageError(
+            f"{folder} holds its weights only as {', '.join(pickles)}: xai_bias loads safetensors only, "
+            "because a .bin/.pt file is a Python pickle that can run arbitrary code when it is loaded. "
+            "Convert it once where you trust it (transformers: model.save_pretrained(folder, "
+            "safe_serialization=True)) or use a checkpoint that ships *.safetensors")
 
 
 def read_family(folder: Path) -> Family:

@@ -81,11 +81,12 @@ API: ``TraceWriter``, ``open_trace`` -> ``Trace``, ``merge_traces``, ``describe`
 
 from __future__ import annotations
 
+from ._files import exit_now_if_unclosed
 from ._schema import RECORD_DATASETS, SCHEMA_VERSION
 from .inspect import describe, describe_record, format_description, format_record
 from .merge import merge_traces
 from .reader import Trace, open_trace
-from .writer import TraceWriter
+from .writer import TraceWriter, check_resumable, check_target
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -98,4 +99,7 @@ __all__ = [
     "describe_record",
     "format_description",
     "format_record",
+    "exit_now_if_unclosed",
+    "check_target",
+    "check_resumable",
 ]

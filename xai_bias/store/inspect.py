@@ -18,7 +18,7 @@ from .reader import Trace, open_trace
 
 #: Provenance attributes shown first, in this order.
 _PROVENANCE_ORDER = ("model_id", "model_arch", "dtype", "device", "n_layers", "n_heads", "command",
-                     "sample_set", "seed", "versions", "created", "xai_bias_version")
+                     "sample_set", "seed", "package_versions", "created", "xai_bias_version")
 _HIDDEN = (S.N_RECORDS_ATTR, "schema_version", S.IN_PROGRESS_ATTR, "skipped_samples")
 
 

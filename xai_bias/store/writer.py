@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import OutputError, TraceError
 from ..types import ROLES, Record
+from . import _files as F
 from . import _schema as S
 
 
@@ -32,17 +33,23 @@ class TraceWriter:
     """Write a trace file (HDF5, schema_version 1) one record at a time.
 
     ``with TraceWriter(path, attrs) as w: w.append(record)``. A new file refuses to replace an
-    existing one unless ``overwrite``; ``resume=True`` continues an existing file (its
-    ``model_id``, ``schema_version`` and ``roles`` must match ``attrs``) or starts a new one when
-    the file is missing. ``done_keys()`` lists the (sample_id, condition, mode) already committed.
+    existing one unless ``overwrite``; ``resume=True`` continues an existing file (every
+    record-relevant attribute of ``attrs`` must equal the file's, see
+    ``_schema.RECORD_NEUTRAL_KEYS`` for those that may differ) or starts a new one when the file
+    is missing. ``done_keys()`` lists the (sample_id, condition, mode) already committed.
 
-    A record's rows land in every dataset first; then the root attribute ``n_records`` is bumped
-    and the file flushed. Rows beyond ``n_records`` (a crash in between) are ignored by readers
-    and truncated on resume.
+    A new file is written under a temporary name in the same folder and replaces ``path`` at its
+    first committed record (``atomic=True``: only when closed cleanly), never while another
+    process holds ``path`` open for writing; a writer that fails before that leaves ``path`` as it
+    was. A record's rows land in every dataset first; then the root attribute ``n_records`` is
+    bumped and the file flushed. Rows beyond ``n_records`` (a crash in between) are ignored by
+    readers and truncated on resume. A failed write (disk full, ...) raises OutputError and
+    leaves the file marked in progress, so that a resume rebuilds it from its committed records.
     """
 
     def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None,
-                 resume: bool = False, overwrite: bool = False, compression: str | None = None):
+                 resume: bool = False, overwrite: bool = False, compression: str | None = None,
+                 atomic: bool = False):
         self.path = Path(path)
         if compression not in (None, "gzip", "lzf"):
             raise ValueError(f"compression must be None, 'gzip' or 'lzf', not {compression!r}")
@@ -55,9 +62,15 @@ class TraceWriter:
             {} if compression is None else
             {"compression": "gzip", "compression_opts": 4} if compression == "gzip" else
             {"compression": "lzf"})
+        # Fixed-size chunks carry a fletcher32 checksum (HDF5 cannot filter variable-length data).
+        # A checksummed chunk keeps its size, so it is still rewritten in place.
+        self._compress["fletcher32"] = True
         self._attrs_in = dict(attrs or {})
         self._resume = bool(resume)
         self._overwrite = bool(overwrite)
+        self._atomic = bool(atomic)
+        self._tmp: Path | None = None  # a new file's temporary name until it is published
+        self._failed = False  # a write failed: the file is left marked in progress
         self._file: h5py.File | None = None
         self._n = 0
         self._done: set[tuple[str, str, str]] = set()
@@ -73,24 +86,22 @@ class TraceWriter:
     # ------------------------------------------------------------------ opening
     def _open(self) -> None:
         p = self.path
-        if p.exists() and p.is_dir():
-            raise OutputError(f"{p}: is a directory, not a trace file path")
+        check_target(p, resume=self._resume, overwrite=self._overwrite)
         if self._resume and p.exists():
             self._open_existing()
             return
-        if p.exists() and not self._overwrite:
-            raise OutputError(
-                f"{p}: file exists; pass --resume to continue it or --overwrite to replace it"
-            )
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            self._file = h5py.File(p, "w" if self._overwrite else "x")
+            F.remove_stale_temps(p)
+            self._tmp = F.temp_path(p)
+            self._file = h5py.File(self._tmp, "x")
         except (OSError, ValueError) as e:
-            raise OutputError(f"{p}: cannot write the trace file ({_cause(e)})") from None
+            self._tmp = None
+            raise OutputError(f"{p}: cannot write the trace file ({F.open_error_cause(e)})") from None
         try:
             self._init_new()
         except BaseException:
-            self.close()
+            self._discard()
             raise
 
     def _init_new(self) -> None:
@@ -138,7 +149,17 @@ class TraceWriter:
                 attrs0 = S.decode_attrs(f0.attrs)
                 has_records = "records" in f0
         except (OSError, ValueError) as e:
-            raise _resume_error(p, e) from None
+            if not (F.is_truncated(e) or F.is_eoa_error(e)):
+                raise _resume_error(p, e) from None
+            # a write that failed midway left the file shorter than its metadata claims: the
+            # reader sees past that when the file is marked in progress (else it is truncated)
+            from .reader import open_trace
+
+            try:
+                with open_trace(p) as t0:
+                    attrs0, clean, has_records = dict(t0.attrs), False, True
+            except TraceError:
+                raise _resume_error(p, e) from None
         self._check_compatible(attrs0, has_records)
         if not clean:
             # The last writer did not close the file (killed, power loss): HDF5 metadata written
@@ -169,45 +190,31 @@ class TraceWriter:
             self._done = set(keys)
             resumes = attrs.get("resumes", [])
             resumes = list(resumes) if isinstance(resumes, list) else []
-            resumes.append({"time": _now(), "n_records": n, "command": self._attrs_in.get("command"),
-                            "after_crash": not clean})
+            entry = {"time": _now(), "n_records": n, "command": self._attrs_in.get("command"),
+                     "after_crash": not clean}
+            changed = S.neutral_differences(attrs, self._attrs_in)
+            if changed:
+                entry["changed"] = changed
+            resumes.append(entry)
             S.encode_attrs(f.attrs, {"resumes": resumes})
             f.attrs[S.IN_PROGRESS_ATTR] = np.bool_(True)
             f.flush()
         except BaseException:
-            self.close()
+            self._close(error=True)
             raise
 
     def _check_compatible(self, attrs: Mapping[str, Any], has_records: bool) -> None:
-        p = self.path
-        if "schema_version" not in attrs or not has_records:
-            raise TraceError(f"{p}: not an xai_bias trace (cannot resume it); choose another --out "
+        if not has_records:
+            raise TraceError(f"{self.path}: not an xai_bias trace (cannot resume it); choose another --out "
                              "or start again with --overwrite")
-        if attrs["schema_version"] != S.SCHEMA_VERSION:
-            raise TraceError(
-                f"{p}: cannot resume: schema_version {attrs['schema_version']} of the file "
-                f"differs from {S.SCHEMA_VERSION} of this xai_bias"
-            )
-        for key in ("model_id", "roles"):
-            if key == "roles":
-                want: Any = list(self.roles)
-            elif key in self._attrs_in:
-                want = S.decode_roundtrip(self._attrs_in[key])
-            else:
-                continue
-            have = attrs.get(key)
-            if have != want:
-                raise TraceError(
-                    f"{p}: cannot resume: {key} of the file ({have!r}) differs from this "
-                    f"run's ({want!r}); use another --out or --overwrite"
-                )
+        check_resumable(self.path, attrs, {**self._attrs_in, "roles": list(self.roles)})
 
     # ------------------------------------------------------------------ API
     def __enter__(self) -> "TraceWriter":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self._close(error=exc_type is not None)
 
     @property
     def n_records(self) -> int:
@@ -216,6 +223,17 @@ class TraceWriter:
     def done_keys(self) -> set[tuple[str, str, str]]:
         """(sample_id, condition, mode) of the records already committed."""
         return set(self._done)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Set root attributes (e.g. ``partial``); never ``n_records`` (that is the commit)."""
+        if S.N_RECORDS_ATTR in attrs:
+            raise ValueError(f"{S.N_RECORDS_ATTR} is set by the commit, not by set_attrs")
+        f = self._require_open()
+        try:
+            S.encode_attrs(f.attrs, attrs)
+        except (OSError, RuntimeError) as e:
+            self._failed = True
+            raise F.write_error(self.path, e, 0, self._n) from None
 
     def set_dataset_attrs(self, name: str, **attrs: Any) -> None:
         """Attach settings (steps, baseline, groups, ...) to dataset ``name`` (e.g. "attribution/ig").
@@ -247,13 +265,21 @@ class TraceWriter:
         self.extend([record])
 
     def extend(self, records: Iterable[Record]) -> None:
-        """Write several records and commit them together (one flush)."""
+        """Write several records and commit them together (one flush).
+
+        Before writing, the free space of the device is checked against what the records need;
+        a write that fails anyway (disk full, file size limit, I/O error) raises OutputError, the
+        committed records stay, and the writer refuses further records."""
         records = list(records)
         if not records:
             return
         f = self._require_open()
+        if self._failed:
+            raise OutputError(f"{self.path}: an earlier write to this trace failed; continue with --resume")
         rows = self._prepare(records)
         n, k = self._n, len(records)
+        needed = self._bytes_needed(rows, n, k)
+        F.check_free_space(self.path, self._tmp or self.path, needed, n, self._atomic)
         try:
             for name, block in rows.items():
                 ds = self._ds.get(name) or self._create(name, block)
@@ -279,34 +305,102 @@ class TraceWriter:
                         ds.resize(n, axis=0)
                     ds.resize(n + k, axis=0)
                     ds[n : n + k] = np.full((k, *shape[1:]), S.fill_value(ds.dtype), ds.dtype)
+            # Phase 1: every dataset's rows (data and metadata) reach the file; phase 2: the commit.
+            f.flush()
+            f.attrs[S.N_RECORDS_ATTR] = np.int64(n + k)
+            f.flush()
+        except (OSError, RuntimeError) as e:  # the file system refused a write
+            self._failed = True
+            raise F.write_error(self.path, e, needed, n, self._atomic) from None
         except BaseException:
             self._rollback()
             raise
-        # Phase 1: every dataset's rows (data and metadata) reach the file; phase 2: the commit.
-        f.flush()
-        f.attrs[S.N_RECORDS_ATTR] = np.int64(n + k)
-        f.flush()
         self._n = n + k
         self._done.update(r.key for r in records)
+        if self._tmp is not None and not self._atomic:
+            self._publish()
 
     def close(self) -> None:
+        """Commit nothing more; mark the file closed cleanly (a new one replaces ``path`` now)."""
+        self._close(error=False)
+
+    def _close(self, error: bool) -> None:
+        """``error``: an exception is in flight. A new file that never got a record (or an
+        atomic one) is then discarded; otherwise errors of the close itself are not raised over
+        it. A writer whose write failed leaves the file marked in progress."""
         f, self._file = self._file, None
         if f is None:
             return
+        if self._tmp is not None and (error or self._failed or not self._ready):
+            self._discard(f)
+            return
+        failure: BaseException | None = None
         try:
-            if self._ready and f.id.valid and f.mode != "r":
+            if self._ready and not self._failed and f.id.valid and f.mode != "r":
                 self._truncate(f)
                 f.flush()
                 f.attrs[S.IN_PROGRESS_ATTR] = np.bool_(False)
                 f.flush()
+                if self._tmp is not None:
+                    self._publish()
+        except (OSError, RuntimeError) as e:
+            failure = F.write_error(self.path, e, 0, self._n, self._atomic)
+        except OutputError as e:  # publishing was refused
+            failure = e
         finally:
-            f.close()
+            try:
+                f.close()
+            except Exception as e:  # noqa: BLE001 - HDF5 after a failed write
+                F.note_unclosed(self.path)
+                failure = failure or F.write_error(self.path, e, 0, self._n, self._atomic)
+            if self._tmp is not None:  # not published: nothing of it may stay
+                self._tmp.unlink(missing_ok=True)
+                self._tmp = None
+        if failure is not None and not error:
+            raise failure
 
     # ------------------------------------------------------------------ internals
+    def _publish(self) -> None:
+        """Replace ``path`` by the new file (still open, so a second writer finds it locked)."""
+        assert self._tmp is not None
+        F.publish(self._tmp, self.path)
+        self._tmp = None
+
+    def _discard(self, f: h5py.File | None = None) -> None:
+        f = f or self._file
+        self._file = None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - the file is removed anyway
+                F.note_unclosed(self._tmp or self.path)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
     def _require_open(self) -> h5py.File:
         if self._file is None:
             raise OutputError(f"{self.path}: trace writer is closed")
         return self._file
+
+    def _bytes_needed(self, rows: Mapping[str, np.ndarray], n: int, k: int) -> int:
+        """About how many bytes committing rows [n, n+k) adds to the file: the rows, their
+        variable-length payload, chunks allocated for them, and room for metadata."""
+        need = 64 * 1024
+        for name, block in rows.items():
+            if block.dtype == object:
+                need += sum(len(x.encode("utf-8")) if isinstance(x, str) else np.asarray(x).nbytes
+                            for x in block.reshape(-1)) + 32 * block.size
+            else:
+                need += block.nbytes
+            ds = self._ds.get(name)
+            if ds is None or ds.chunks is None:
+                rows_per, chunk_bytes = 1, max(block.nbytes, 1)
+            else:
+                rows_per = ds.chunks[0]
+                chunk_bytes = int(np.prod(ds.chunks)) * max(16 if ds.dtype == object else ds.dtype.itemsize, 1)
+            need += (-(-(n + k) // rows_per) - (-(-n // rows_per))) * chunk_bytes
+        return need
 
     def _rollback(self) -> None:
         f = self._file
@@ -419,11 +513,70 @@ class TraceWriter:
             chunks=(rows, *row_shape), **self._compress,
             fillvalue=S.fill_value(dtype),
         )
+        # rows of the records before it: written (not left to the fill value), so that every
+        # committed row has stored bytes (the reader checks declared sizes against the file)
+        step = max(1, rows * 8)
+        for a in range(0, self._n, step):
+            b = min(self._n, a + step)
+            ds[a:b] = np.full((b - a, *row_shape), S.fill_value(dtype), dtype)
         pending = self._pending_attrs.pop(name, None)
         if pending:
             S.encode_attrs(ds.attrs, pending)
         self._ds[name] = ds
         return ds
+
+
+def check_target(path: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
+    """Raise OutputError (TraceError for a resume the file refuses) when a trace cannot be
+    written at ``path`` with these flags; writes nothing, so a run can check its output before
+    it loads a model: a directory, a file in the way of its folder, an existing trace without
+    ``resume`` / ``overwrite``, a read-only trace to resume, a trace another process writes."""
+    p = Path(path)
+    if p.is_dir():
+        raise OutputError(f"{p}: is a directory, not a trace file path")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{p}: cannot write the trace file ({folder} is not a folder)")
+    if not os.access(folder, os.W_OK | os.X_OK) and not (resume and p.exists()):
+        raise OutputError(f"{p}: cannot write the trace file (no write permission in {folder})")
+    if not p.exists():
+        return
+    if resume:
+        if not os.access(p, os.R_OK | os.W_OK):
+            raise OutputError(f"{p}: cannot resume: the file is read-only (no write permission); make it "
+                              "writable or continue into a copy of it")
+        if F.writer_holds(p):
+            raise TraceError(f"{p}: cannot resume: the file is locked: another process has it open for "
+                             "writing (is the run still going?)")
+        return
+    if not overwrite:
+        raise OutputError(f"{p}: file exists; pass --resume to continue it or --overwrite to replace it")
+    F.refuse_if_held(p, "overwritten")  # before anything is written (HDF5's "w" truncates first)
+
+
+def check_resumable(path: Path, file_attrs: Mapping[str, Any], run_attrs: Mapping[str, Any]) -> None:
+    """Raise TraceError naming every record-relevant setting in which a run (``run_attrs``, its
+    provenance) differs from the trace it would continue (see ``_schema.RECORD_NEUTRAL_KEYS``)."""
+    if "schema_version" not in file_attrs:
+        raise TraceError(f"{path}: not an xai_bias trace (cannot resume it); choose another --out "
+                         "or start again with --overwrite")
+    if file_attrs["schema_version"] != S.SCHEMA_VERSION:
+        raise TraceError(
+            f"{path}: cannot resume: schema_version {file_attrs['schema_version']} of the file "
+            f"differs from {S.SCHEMA_VERSION} of this xai_bias"
+        )
+    skip = ("schema_version",)
+    diffs = S.setting_differences({k: v for k, v in file_attrs.items() if k not in skip},
+                                  {k: v for k, v in run_attrs.items() if k not in skip})
+    if diffs:
+        lines = "\n".join(f"  {k}: {S.show_value(a)} (file) vs {S.show_value(b)} (this run)" for k, a, b in diffs)
+        raise TraceError(
+            f"{path}: cannot resume: this run would change what the trace's records mean; it differs "
+            f"in {len(diffs)} setting(s):\n{lines}\nresume with the first run's settings, or write "
+            "another --out (or --overwrite)"
+        )
 
 
 def _ragged(dtype: np.dtype, row_shape: tuple[int, ...]) -> bool:
@@ -449,29 +602,30 @@ def _write_rows(ds: h5py.Dataset, start: int, block: np.ndarray) -> None:
 
 
 def _rebuild(path: Path) -> None:
-    """Rewrite a trace from its committed records into a fresh file, then atomically replace it."""
-    from .reader import open_trace
-
-    tmp = path.with_name(path.name + ".rebuild.tmp")
+    """Rewrite a trace from its committed records into a fresh file that atomically replaces it
+    (the reader sees past a superblock that a failed write left behind, see ``Trace``)."""
     try:
-        with open_trace(path) as src:
-            attrs = dict(src.attrs)
-            with TraceWriter(tmp, attrs, overwrite=True) as w:
-                for name in src.measurement_names():
-                    w.set_dataset_attrs(name, **src.dataset_attrs(name))
-                step = 512
-                for a in range(0, src.n_records, step):
-                    w.extend(src.records(a, a + step))
-                keep = {k: v for k, v in attrs.items() if k not in (S.N_RECORDS_ATTR, S.IN_PROGRESS_ATTR)}
-                f = w._require_open()
-                S.encode_attrs(f.attrs, keep)
-        os.replace(tmp, path)
+        _copy_committed(path, path)
     except TraceError as e:
-        tmp.unlink(missing_ok=True)
         raise TraceError(f"{path}: cannot resume: the committed records are unreadable ({e})") from None
     except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
-        raise TraceError(f"{path}: cannot resume: rebuilding the interrupted trace failed ({_cause(e)})") from None
+        raise TraceError(f"{path}: cannot resume: rebuilding the interrupted trace failed "
+                         f"({F.open_error_cause(e)})") from None
+
+
+def _copy_committed(src_path: Path, dest: Path) -> None:
+    from .reader import open_trace
+
+    with open_trace(src_path) as src:
+        attrs = dict(src.attrs)
+        with TraceWriter(dest, attrs, overwrite=True, atomic=True) as w:
+            for name in src.measurement_names():
+                w.set_dataset_attrs(name, **src.dataset_attrs(name))
+            step = 512
+            for a in range(0, src.n_records, step):
+                w.extend(src.records(a, a + step))
+            keep = {k: v for k, v in attrs.items() if k not in (S.N_RECORDS_ATTR, S.IN_PROGRESS_ATTR)}
+            S.encode_attrs(w._require_open().attrs, keep)
 
 
 def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
@@ -486,17 +640,10 @@ def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
 
 
 def _resume_error(p: Path, e: BaseException) -> TraceError:
-    cause = _cause(e)
-    if "locked" in cause:
+    cause = F.open_error_cause(e)
+    if F.is_locked(e):
         return TraceError(f"{p}: cannot resume: {cause} (is the run still going?)")
+    if "truncated" in cause:
+        return TraceError(f"{p}: cannot resume: {cause}")
     return TraceError(f"{p}: cannot open the trace to resume ({cause}); the file may be damaged; "
                       "start again with --overwrite")
-
-
-def _cause(e: BaseException) -> str:
-    msg = str(e).strip() or type(e).__name__
-    if isinstance(e, PermissionError) or "ermission" in msg:
-        return "permission denied"
-    if "lock" in msg:
-        return "the file is locked: another process has it open for writing"
-    return msg
