@@ -114,6 +114,53 @@ def test_overwrite_that_fails_before_its_first_record_keeps_the_old_trace(tmp_pa
             assert t["records/sample_id"].tolist() == ["s5"]
 
 
+def test_a_temporary_file_left_by_a_killed_writer_is_removed_by_the_next_one(tmp_path):
+    stale = tmp_path / ".t.h5.12345-deadbeef.tmp"
+    stale.write_bytes(b"left by a writer killed before its first record")
+    other = tmp_path / ".other.h5.1-aa.tmp"
+    other.write_bytes(b"another output's")
+    write(tmp_path / "t.h5", [make_record(0)])
+    assert not stale.exists() and other.exists()
+
+
+def test_a_concurrent_reader_sees_whole_committed_records_only(tmp_path):
+    """While another process appends (rewriting checksummed chunks under the reader), every read
+    returns exactly the first n_records records, never a half-written one or a checksum error."""
+    p = tmp_path / "live.h5"
+    code = f"""
+import sys
+sys.path.insert(0, {str(TESTS)!r})
+from test_store import make_record, ATTRS
+from xai_bias.store import TraceWriter
+with TraceWriter({str(p)!r}, ATTRS) as w:
+    for i in range(100000):
+        w.append(make_record(i))
+        if i == 0:
+            print("ready", flush=True)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        deadline, reads, last = time.time() + 4, 0, -1
+        while time.time() < deadline:
+            with open_trace(p) as t:
+                n = t.n_records
+                assert t.attrs["in_progress"] is True
+                assert t["records/sample_id"].tolist() == [f"s{i}" for i in range(n)]
+                mass = t["attention/mass"]
+                lp = t["records/option_logprobs"]
+                for i in (0, n // 2, n - 1):
+                    r = make_record(i)
+                    np.testing.assert_array_equal(mass[i], r.measurements["attention/mass"])
+                    np.testing.assert_array_equal(lp[i][: len(r.option_logprobs)], r.option_logprobs)
+            assert n >= last
+            last, reads = n, reads + 1
+        assert reads >= 5 and last > 1
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 # ---------------------------------------------------------------- 13.2 --resume compares settings
 def _run_attrs(**over):
     settings = {"conditions": ["complete", "text_white"], "mode": "direct", "methods": ["attention"],

@@ -76,6 +76,7 @@ class TraceWriter:
         self._done: set[tuple[str, str, str]] = set()
         self._pending_attrs: dict[str, dict[str, Any]] = {}
         self._ds: dict[str, h5py.Dataset] = {}
+        self._chunking: dict[str, tuple[int, int]] = {}  # name -> (rows per chunk, bytes per chunk)
         self._ready = False  # True once opened and checked: only then may close() touch the file
         roles = self._attrs_in.get("roles", ROLES)
         self.roles: tuple[str, ...] = tuple(str(r) for r in roles)
@@ -388,17 +389,18 @@ class TraceWriter:
         variable-length payload, chunks allocated for them, and room for metadata."""
         need = 64 * 1024
         for name, block in rows.items():
-            if block.dtype == object:
-                need += sum(len(x.encode("utf-8")) if isinstance(x, str) else np.asarray(x).nbytes
-                            for x in block.reshape(-1)) + 32 * block.size
+            if block.dtype == object:  # strings are ~1 byte a character, arrays their nbytes
+                need += sum(len(x) if isinstance(x, str) else x.nbytes for x in block.reshape(-1)) + 32 * block.size
             else:
                 need += block.nbytes
-            ds = self._ds.get(name)
-            if ds is None or ds.chunks is None:
-                rows_per, chunk_bytes = 1, max(block.nbytes, 1)
-            else:
-                rows_per = ds.chunks[0]
-                chunk_bytes = int(np.prod(ds.chunks)) * max(16 if ds.dtype == object else ds.dtype.itemsize, 1)
+            if name not in self._chunking:
+                ds = self._ds.get(name)
+                itemsize = 16 if block.dtype == object else block.dtype.itemsize
+                if ds is None or ds.chunks is None:  # created by this commit: its first chunk
+                    need += S.chunk_rows(block.shape[1:], itemsize) * int(np.prod(block.shape[1:])) * itemsize
+                    continue
+                self._chunking[name] = (ds.chunks[0], int(np.prod(ds.chunks)) * max(itemsize, 1))
+            rows_per, chunk_bytes = self._chunking[name]
             need += (-(-(n + k) // rows_per) - (-(-n // rows_per))) * chunk_bytes
         return need
 
