@@ -82,8 +82,8 @@ A new trace is written under a temporary name in its folder and replaces the tar
 first committed record (a merge or a rebuild: when complete), never while another process holds
 the target open for writing; a writer that fails before leaves the target as it was. Before
 each commit the device's free space is checked; a write that fails anyway (disk full, a file
-size limit) raises OutputError and leaves the file marked in progress, and a resume rebuilds it
-from its committed records (reading past a superblock that such a failed write left behind).
+size limit) raises OutputError and leaves the file marked in progress, and a resume rebuilds
+it from its committed records (reading past a superblock that such a failed write left behind).
 ``--resume`` refuses a run whose provenance differs in anything that changes records
 (``_schema.RECORD_NEUTRAL_KEYS`` lists what may differ). ``open_trace`` refuses, before
 reading data, links to other files, virtual datasets, external raw storage, dtypes a dataset
@@ -104,11 +104,12 @@ file could not be closed after a failed write without HDF5's crashing shutdown).
 from __future__ import annotations
 
 from ._files import exit_now_if_unclosed
+from ._resume import check_resumable, check_target
 from ._schema import RECORD_DATASETS, SCHEMA_VERSION
 from .inspect import describe, describe_record, format_description, format_record
 from .merge import merge_traces
 from .reader import Trace, open_trace
-from .writer import TraceWriter, check_resumable, check_target
+from .writer import TraceWriter
 
 __all__ = [
     "SCHEMA_VERSION",

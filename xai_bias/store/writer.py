@@ -14,6 +14,8 @@ from ..errors import OutputError, TraceError
 from ..types import ROLES, Record
 from . import _files as F
 from . import _schema as S
+from ._resume import check_resumable, check_target, rebuild, resume_error
+from ._rows import prepare_rows, ragged as _ragged, write_rows as _write_rows
 
 
 def _package_version() -> str:
@@ -151,7 +153,7 @@ class TraceWriter:
                 has_records = "records" in f0
         except (OSError, ValueError) as e:
             if not (F.is_truncated(e) or F.is_eoa_error(e)):
-                raise _resume_error(p, e) from None
+                raise resume_error(p, e) from None
             # a write that failed midway left the file shorter than its metadata claims: the
             # reader sees past that when the file is marked in progress (else it is truncated)
             from .reader import open_trace
@@ -160,17 +162,17 @@ class TraceWriter:
                 with open_trace(p) as t0:
                     attrs0, clean, has_records = dict(t0.attrs), False, True
             except TraceError:
-                raise _resume_error(p, e) from None
+                raise resume_error(p, e) from None
         self._check_compatible(attrs0, has_records)
         if not clean:
             # The last writer did not close the file (killed, power loss): HDF5 metadata written
             # after its last flush may be inconsistent. Rebuild the file from its committed
             # records instead of writing into it.
-            _rebuild(p)
+            rebuild(p)
         try:
             f = h5py.File(p, "r+")
         except (OSError, ValueError) as e:
-            raise _resume_error(p, e) from None
+            raise resume_error(p, e) from None
         self._file = f
         try:
             attrs = S.decode_attrs(f.attrs)
@@ -425,84 +427,7 @@ class TraceWriter:
 
     def _prepare(self, records: list[Record]) -> dict[str, np.ndarray]:
         """Validate the records and build one block of k rows per dataset (nothing written yet)."""
-        k = len(records)
-        n_roles = len(self.roles)
-        seen = set()
-        for r in records:
-            if not isinstance(r, Record):
-                raise TypeError(f"TraceWriter.append expects a Record, got {type(r).__name__}")
-            if r.key in self._done or r.key in seen:
-                raise TraceError(f"{self.path}: record {r.key} is already in the trace")
-            seen.add(r.key)
-        blocks: dict[str, np.ndarray] = {}
-        for name in ("sample_id", "condition", "mode", "answer", "prediction", "status", "response"):
-            blocks[f"records/{name}"] = np.array([str(getattr(r, name) or "") for r in records], dtype=object)
-        blocks["records/correct"] = np.array([bool(r.correct) for r in records], dtype=np.bool_)
-        blocks["records/meta"] = np.array([S.dumps(dict(r.meta)) for r in records], dtype=object)
-        lps = [np.asarray(r.option_logprobs, dtype=np.float32).reshape(-1) for r in records]
-        width = max(len(x) for x in lps)
-        lp = np.full((k, width), np.nan, np.float32)
-        for i, x in enumerate(lps):
-            lp[i, : len(x)] = x
-        blocks["records/option_logprobs"] = lp
-        blocks["records/n_options"] = np.array([len(x) for x in lps], np.int32)
-        rt = np.zeros((k, n_roles), np.int32)
-        for i, r in enumerate(records):
-            x = np.asarray(r.role_tokens).reshape(-1)
-            if x.shape[0] != n_roles:
-                raise TraceError(
-                    f"record {r.key}: role_tokens has {x.shape[0]} entries, the trace has "
-                    f"{n_roles} roles {list(self.roles)}"
-                )
-            rt[i] = x
-        blocks["records/role_tokens"] = rt
-        ids = np.empty(k, dtype=object)
-        tr = np.empty(k, dtype=object)
-        for i, r in enumerate(records):
-            ids[i] = np.asarray(r.input_ids, dtype=np.int32).reshape(-1)
-            tr[i] = np.asarray(r.token_roles, dtype=np.int8).reshape(-1)
-        blocks["records/input_ids"] = ids
-        blocks["records/token_roles"] = tr
-
-        f = self._require_open()
-        names = sorted({str(m).strip("/") for r in records for m in r.measurements})
-        for name in names:
-            if not name or name.startswith("records/") or name == "records":
-                raise TraceError(f"record measurement name {name!r} is not allowed (reserved)")
-            rows = [r.measurements.get(name) if name in r.measurements
-                    else r.measurements.get("/" + name) for r in records]
-            arrays = [None if x is None else np.asarray(x) for x in rows]
-            present = [a for a in arrays if a is not None]
-            first = present[0]
-            if first.dtype.kind not in "biuf":
-                raise TraceError(f"measurement {name!r}: dtype {first.dtype} is not numeric")
-            if name in self._ds:
-                ds = self._ds[name]
-                shape, dtype = tuple(ds.shape[1:]), ds.dtype
-            elif name in f or any(n.startswith(name + "/") for n in self._ds):
-                raise TraceError(f"measurement {name!r} names a group in the trace")
-            else:
-                shape, dtype = tuple(first.shape), first.dtype
-            if _ragged(dtype, shape):  # e.g. [L, n_options]: the last axis grows, NaN-padded
-                width = max([shape[-1]] + [a.shape[-1] for a in present if a.shape[:-1] == shape[:-1]])
-                shape = (*shape[:-1], width)
-            block = np.full((k, *shape), S.fill_value(dtype), dtype)
-            for i, a in enumerate(arrays):
-                if a is None:
-                    continue
-                fits = tuple(a.shape) == shape or (
-                    _ragged(dtype, shape) and a.shape[:-1] == shape[:-1] and a.shape[-1] <= shape[-1])
-                if not fits:
-                    raise TraceError(
-                        f"record {records[i].key}: measurement {name!r} has shape {tuple(a.shape)}, "
-                        f"expected {shape}"
-                    )
-                if a.ndim:
-                    block[i][..., : a.shape[-1]] = a
-                else:
-                    block[i] = a
-            blocks[name] = block
-        return blocks
+        return prepare_rows(records, self.path, self.roles, self._done, self._ds, self._require_open())
 
     def _create(self, name: str, block: np.ndarray) -> h5py.Dataset:
         f = self._require_open()
@@ -528,108 +453,6 @@ class TraceWriter:
         return ds
 
 
-def check_target(path: str | os.PathLike, resume: bool = False, overwrite: bool = False) -> None:
-    """Raise OutputError (TraceError for a resume the file refuses) when a trace cannot be
-    written at ``path`` with these flags; writes nothing, so a run can check its output before
-    it loads a model: a directory, a file in the way of its folder, an existing trace without
-    ``resume`` / ``overwrite``, a read-only trace to resume, a trace another process writes."""
-    p = Path(path)
-    if p.is_dir():
-        raise OutputError(f"{p}: is a directory, not a trace file path")
-    folder = p.parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise OutputError(f"{p}: cannot write the trace file ({folder} is not a folder)")
-    if not os.access(folder, os.W_OK | os.X_OK) and not (resume and p.exists()):
-        raise OutputError(f"{p}: cannot write the trace file (no write permission in {folder})")
-    if not p.exists():
-        return
-    if resume:
-        if not os.access(p, os.R_OK | os.W_OK):
-            raise OutputError(f"{p}: cannot resume: the file is read-only (no write permission); make it "
-                              "writable or continue into a copy of it")
-        if F.writer_holds(p):
-            raise TraceError(f"{p}: cannot resume: the file is locked: another process has it open for "
-                             "writing (is the run still going?)")
-        return
-    if not overwrite:
-        raise OutputError(f"{p}: file exists; pass --resume to continue it or --overwrite to replace it")
-    F.refuse_if_held(p, "overwritten")  # before anything is written (HDF5's "w" truncates first)
-
-
-def check_resumable(path: Path, file_attrs: Mapping[str, Any], run_attrs: Mapping[str, Any]) -> None:
-    """Raise TraceError naming every record-relevant setting in which a run (``run_attrs``, its
-    provenance) differs from the trace it would continue (see ``_schema.RECORD_NEUTRAL_KEYS``)."""
-    if "schema_version" not in file_attrs:
-        raise TraceError(f"{path}: not an xai_bias trace (cannot resume it); choose another --out "
-                         "or start again with --overwrite")
-    if file_attrs["schema_version"] != S.SCHEMA_VERSION:
-        raise TraceError(
-            f"{path}: cannot resume: schema_version {file_attrs['schema_version']} of the file "
-            f"differs from {S.SCHEMA_VERSION} of this xai_bias"
-        )
-    skip = ("schema_version",)
-    diffs = S.setting_differences({k: v for k, v in file_attrs.items() if k not in skip},
-                                  {k: v for k, v in run_attrs.items() if k not in skip})
-    if diffs:
-        lines = "\n".join(f"  {k}: {S.show_value(a)} (file) vs {S.show_value(b)} (this run)" for k, a, b in diffs)
-        raise TraceError(
-            f"{path}: cannot resume: this run would change what the trace's records mean; it differs "
-            f"in {len(diffs)} setting(s):\n{lines}\nresume with the first run's settings, or write "
-            "another --out (or --overwrite)"
-        )
-
-
-def _ragged(dtype: np.dtype, row_shape: tuple[int, ...]) -> bool:
-    """Float rows of 2+ axes may differ in their last axis (options per record, say): the
-    dataset's last axis then grows to the widest row and shorter rows are NaN-padded."""
-    return np.dtype(dtype).kind == "f" and len(row_shape) >= 2
-
-
-def _write_rows(ds: h5py.Dataset, start: int, block: np.ndarray) -> None:
-    """Write rows [start, start+k) with one low-level write (h5py's __setitem__ costs more than
-    the write itself, and reshapes equal-length variable-length rows into a 2-D array)."""
-    k = len(block)
-    shape = ds.shape
-    fspace = ds.id.get_space()
-    fspace.select_hyperslab((start,) + (0,) * (len(shape) - 1), (k, *shape[1:]))
-    mspace = h5py.h5s.create_simple((k, *shape[1:]))
-    if block.dtype == object:
-        mtype = h5py.h5t.py_create(ds.dtype)
-    else:
-        block = np.ascontiguousarray(block)
-        mtype = h5py.h5t.py_create(block.dtype)
-    ds.id.write(mspace, fspace, block, mtype=mtype)
-
-
-def _rebuild(path: Path) -> None:
-    """Rewrite a trace from its committed records into a fresh file that atomically replaces it
-    (the reader sees past a superblock that a failed write left behind, see ``Trace``)."""
-    try:
-        _copy_committed(path, path)
-    except TraceError as e:
-        raise TraceError(f"{path}: cannot resume: the committed records are unreadable ({e})") from None
-    except (OSError, ValueError) as e:
-        raise TraceError(f"{path}: cannot resume: rebuilding the interrupted trace failed "
-                         f"({F.open_error_cause(e)})") from None
-
-
-def _copy_committed(src_path: Path, dest: Path) -> None:
-    from .reader import open_trace
-
-    with open_trace(src_path) as src:
-        attrs = dict(src.attrs)
-        with TraceWriter(dest, attrs, overwrite=True, atomic=True) as w:
-            for name in src.measurement_names():
-                w.set_dataset_attrs(name, **src.dataset_attrs(name))
-            step = 512
-            for a in range(0, src.n_records, step):
-                w.extend(src.records(a, a + step))
-            keep = {k: v for k, v in attrs.items() if k not in (S.N_RECORDS_ATTR, S.IN_PROGRESS_ATTR)}
-            S.encode_attrs(w._require_open().attrs, keep)
-
-
 def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
     out: list[tuple[str, h5py.Dataset]] = []
 
@@ -639,13 +462,3 @@ def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
 
     f.visititems(visit)
     return out
-
-
-def _resume_error(p: Path, e: BaseException) -> TraceError:
-    cause = F.open_error_cause(e)
-    if F.is_locked(e):
-        return TraceError(f"{p}: cannot resume: {cause} (is the run still going?)")
-    if "truncated" in cause:
-        return TraceError(f"{p}: cannot resume: {cause}")
-    return TraceError(f"{p}: cannot open the trace to resume ({cause}); the file may be damaged; "
-                      "start again with --overwrite")
