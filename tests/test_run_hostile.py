@@ -233,6 +233,25 @@ def test_ctrl_c_under_torchrun_keeps_the_shards_and_resume_continues(tmp_path):
         assert t.attrs.get("partial") is False
 
 
+@pytest.mark.slow
+def test_resume_under_torchrun_extends_a_finished_run_without_recomputing_it(tmp_path):
+    """A finished distributed run (OUT merged, no shards) resumed with more items: the ranks skip
+    what OUT holds and OUT gets the new records; resumed again, nothing is computed."""
+    samples = write_samples(tmp_path, n=5)
+    single, out = tmp_path / "single.h5", tmp_path / "dist.h5"
+    assert cli.main(_cmd(samples, single)) == 0
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun"
+    argv = [torchrun, "--standalone", "--nproc_per_node", "2", str(REPO / "cli.py"), *_cmd(samples, out)]
+    for extra, expect in ((["--limit", "3"], "wrote 6 record(s)"),
+                          (["--resume"], "wrote 4 record(s) to {out} (6 already there)"),
+                          (["--resume"], "wrote 0 record(s) to {out} (10 already there)")):
+        proc = subprocess.run([*argv, *extra], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert expect.format(out=out) in proc.stdout, proc.stdout
+    assert_same_trace(single, out)
+    assert not list(tmp_path.glob("dist.rank*")) and not list(tmp_path.glob(".dist*"))
+
+
 # ---------------------------------------------------------------- 13.7 merge --allow-partial (CLI)
 def test_merge_cli_refuses_a_partial_shard_unless_allowed(base_run, tmp_path, capsys):
     import h5py
