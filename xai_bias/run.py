@@ -211,7 +211,7 @@ class _StopFlag:
         self.stop, self.signal, self._since = True, int(signum), now
         name = signal.Signals(signum).name
         print(f"\n{name}: finishing the record(s) in flight, then stopping "
-              "(Ctrl-C again to abort now).", file=sys.stderr, flush=True)
+              "(Ctrl-C again, a second later, to abort now).", file=sys.stderr, flush=True)
 
 
 def _record_meta(sample: Sample) -> dict[str, Any]:
