@@ -14,9 +14,7 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from xai_bias import commands
 from xai_bias.errors import XaiBiasError
@@ -118,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--format", default="md", choices=("md", "latex", "csv", "json"))
     c.add_argument("--decimals", type=int, default=2,
                    help="decimals of the percentages (default 2, the paper's precision: 56.53)")
+    c.add_argument("--on-duplicate", default="error", choices=("error", "first", "last"),
+                   help="a second prediction for the same (id, condition): refuse it naming both lines "
+                        "(default), or keep the first / the last")
 
     f = sub.add_parser("figures", help="render paper figures from traces")
     f.add_argument("paths", nargs="+")
@@ -143,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("paths", nargs="+")
     m.add_argument("-o", "--out", required=True)
     m.add_argument("--overwrite", action="store_true")
+    m.add_argument("--allow-partial", action="store_true",
+                   help="also merge traces of runs that did not finish (the result is marked partial)")
 
     sub.add_parser("models", help="list the supported model families and demo models")
     sub.add_parser("probes", help="list the probe suites")
@@ -167,7 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader left (`| head`): stop quietly, as SIGPIPE would
+        commands.silence_stdout()
+        return 141
+
+
+def run() -> None:
+    """The console script: ``main``'s exit code (without HDF5's shutdown after a failed close)."""
+    from xai_bias.store import exit_now_if_unclosed
+
+    code = main()
+    exit_now_if_unclosed(code)
+    raise SystemExit(code)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run()

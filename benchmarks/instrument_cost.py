@@ -130,7 +130,7 @@ def bench_model(label, vlm, image_size, reps, ig_steps, ibs):
         "ig_input": ig_input,
         "shapley2": run_method("shapley", groups=2),
         "shapley3": run_method("shapley", groups=3),
-        "knockout": run_method("knockout", window=1, chunk=ibs),
+        "knockout": run_method("knockout", window=1, batch_size=ibs),
         "logit_lens": run_method("logit_lens"),
     }
     for fn in jobs.values():  # warm-up (nnsight import, captum import, allocator)

@@ -370,7 +370,7 @@ def model_card(name: str, policy: str, info: dict) -> str:
     hint_rule = ("names the correct answer in every hinted item" if policy == "biased"
                  else "names an option drawn uniformly at random (the answer 1 time in k)")
     lines = [
-        f"---\nlicense: mit\nlibrary_name: transformers\ntags: [xai_bias, demo, easy-vqa, modality-bias]\n---",
+        "---\nlicense: mit\nlibrary_name: transformers\ntags: [xai_bias, demo, easy-vqa, modality-bias]\n---",
         f"# {name}",
         "",
         f"A {info['n_params'] / 1e6:.2f}M-parameter Qwen2.5-VL (`Qwen2_5_VLForConditionalGeneration`) trained from "

@@ -42,7 +42,7 @@ load_methods()
 
 
 def get_vlm(arch: str = "qwen2_5_vl"):
-    from xai_bias.models import FAMILIES, tiny_vlm
+    from xai_bias.models import tiny_vlm
 
     if arch not in _VLMS:
         _VLMS[arch] = _with_vision_signal(tiny_vlm(arch))

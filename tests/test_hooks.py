@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.test_sites import VIEWS, model_state, tiny
-from xai_bias.models import StopForward, collate, encode, observe_attention, trace
+from xai_bias.models import collate, encode, observe_attention, trace
 from xai_bias.models.hooks import passthrough, with_hidden_input
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")

@@ -54,7 +54,7 @@ def test_script_in_sample_text_renders_as_text(page):
     explorer(page)
     page.select_option("#filter-correct", "any")
     page.fill("#search", "script")
-    page.click(f"#explorer-list tbody tr >> nth=0")
+    page.click("#explorer-list tbody tr >> nth=0")
     assert page.text_content("#sample-title").startswith(f"Sample {EVIL_ID}")
     assert XSS in page.text_content("#tokens")
     assert "<b>art</b>" in page.text_content("#explorer-detail")
@@ -66,10 +66,10 @@ def test_script_in_sample_text_renders_as_text(page):
 def test_another_sample_or_layer_changes_the_overlay(page):
     explorer(page)
     ids = rows(page)
-    page.click(f"#explorer-list tbody tr >> nth=0")
+    page.click("#explorer-list tbody tr >> nth=0")
     first = canvas_png(page, "canvas.overlay")
     title = page.text_content("#sample-title")
-    page.click(f"#explorer-list tbody tr >> nth=2")
+    page.click("#explorer-list tbody tr >> nth=2")
     assert page.text_content("#sample-title") != title and ids[2] in page.text_content("#sample-title")
     assert canvas_png(page, "canvas.overlay") != first
     shots = {}
@@ -109,7 +109,7 @@ def test_filters_and_sort_change_the_list(page):
 
 def test_token_colouring_switches(page):
     explorer(page)
-    page.click(f"#explorer-list tbody tr >> nth=0")
+    page.click("#explorer-list tbody tr >> nth=0")
     colours = lambda: page.eval_on_selector_all("#tokens .tok", "ts => ts.map(t => t.style.background)")
     by_role = colours()
     page.select_option("#token-mode", "attention/mass")
@@ -153,6 +153,6 @@ def test_screenshots_of_both_views(loaded, page):
     page.click("#tab-overview")
     page.screenshot(path=str(d / "overview.png"), full_page=True)
     explorer(page)
-    page.click(f"#explorer-list tbody tr >> nth=0")
+    page.click("#explorer-list tbody tr >> nth=0")
     page.screenshot(path=str(d / "explorer.png"), full_page=True)
     assert distinct_colours(d / "overview.png") > 50 and distinct_colours(d / "explorer.png") > 50

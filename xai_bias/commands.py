@@ -21,6 +21,18 @@ def dispatch(args: Any, probes: Callable[[], Any]) -> int:
     return handler(args, probes) if args.command in ("attribute", "probes") else handler(args)
 
 
+def silence_stdout() -> None:
+    """After a broken pipe (``| head``): send what is left of stdout to /dev/null, so that the
+    interpreter's final flush raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (captured output)
+        pass
+
+
 def _print_json(obj: Any) -> None:
     json.dump(obj, sys.stdout, indent=2, default=_json_default)
     sys.stdout.write("\n")
@@ -67,7 +79,7 @@ def add_method_flags(parser: Any) -> None:
     the field's help text, default, type and choices (the registry is the only source)."""
     import argparse
 
-    from .instruments import METHODS, load_methods
+    from .instruments import load_methods
 
     for name, spec in load_methods().items():
         if not spec.runnable or not spec.flags():
@@ -88,7 +100,7 @@ def add_method_flags(parser: Any) -> None:
 def method_settings_from_args(args: Any) -> Any:
     """``MethodSettings`` from the parsed flags: every instrument's settings are built (and so
     validated: a bad value is a UsageError before any data or model is loaded)."""
-    from .instruments import METHODS, MethodSettings, load_methods
+    from .instruments import MethodSettings, load_methods
 
     per_method = {}
     for name, spec in load_methods().items():
@@ -112,16 +124,28 @@ def run_config_from_args(args: Any) -> Any:
     )
 
 
+def check_before_loading(args: Any, config: Any) -> None:
+    """Every check that needs no model, before one loads: the flags, the device, the output."""
+    from .distributed import check_outputs, rank_device
+    from .models import resolve_device
+
+    config.validate()
+    resolve_device(rank_device(args.device))
+    check_outputs(config)
+
+
 def cmd_attribute(args: Any, probes: Callable[[], Any]) -> int:
     from .distributed import run_distributed
+    from .errors import SampleError
 
     config = run_config_from_args(args)
-    config.validate()  # flags first: a typo fails before any data or model is loaded
+    check_before_loading(args, config)  # a typo fails before any data or model is loaded
     sample_set = sample_set_from_args(args, probes)
     for problem in sample_set.problems:
         print(f"skipped {problem}", file=sys.stderr)
     if not sample_set.samples:
-        raise UsageError("no usable samples: nothing to run")
+        where = getattr(sample_set, "path", None) or sample_set.name
+        raise SampleError(str(where), f"no usable samples ({len(sample_set.problems)} skipped): nothing to run")
     vlm = load_model_from_args(args)
     summary = run_distributed(vlm, sample_set, config)
     if summary is None:  # a non-zero rank: rank 0 reports
@@ -131,7 +155,7 @@ def cmd_attribute(args: Any, probes: Callable[[], Any]) -> int:
           + (f"; {summary.failed} failed (see status)" if summary.failed else ""))
     if summary.interrupted:
         print(f"stopped early; resume with:\n  {summary.resume_command}")
-        return 130
+        return summary.exit_code
     print(f"look at it with:\n  python cli.py inspect {summary.out}\n"
           f"  python cli.py estimate {summary.out}\n  python cli.py figures {summary.out}"
           f"   # into {default_figures_dir(summary.out)}/")
@@ -189,15 +213,15 @@ def cmd_estimate(args: Any) -> int:
 # -- consistency ----------------------------------------------------------------------------
 def cmd_consistency(args: Any) -> int:
     from . import consistency as cons
-    from .harness_formats import read_predictions
 
     if bool(args.path) == bool(args.predictions):
         raise UsageError("give either a trace PATH.h5 or --predictions PRED.jsonl")
     if args.predictions:
-        rows = []
+        files = []
         for spec in args.predictions:
             path, _, label = spec.rpartition("=") if "=" in spec else (spec, "", "")
-            rows.extend(read_predictions(path, condition=label or None))  # any harness's format
+            files.append((path, label or None))
+        rows = cons.load_prediction_files(files, on_duplicate=args.on_duplicate)  # any harness's format
     else:
         from .store import open_trace
 
@@ -247,7 +271,8 @@ def cmd_report(args: Any) -> int:
 def cmd_merge(args: Any) -> int:
     from .store import merge_traces
 
-    out = merge_traces([Path(p) for p in args.paths], Path(args.out), overwrite=args.overwrite)
+    out = merge_traces([Path(p) for p in args.paths], Path(args.out), overwrite=args.overwrite,
+                       allow_partial=args.allow_partial)
     print(f"merged {len(args.paths)} trace(s) into {out}")
     return 0
 

@@ -87,11 +87,55 @@ def _s(x: Any) -> str:
     return str(x)
 
 
+DUPLICATE_POLICIES = ("error", "first", "last")
+
+
 def load_predictions(path: str | Path, condition: str | None = None, mode: str = "direct",
-                     variant: str = "", fallback: str | None = None) -> list[Prediction]:
+                     variant: str = "", fallback: str | None = None,
+                     on_duplicate: str = "error") -> list[Prediction]:
     """Read a predictions JSONL (DESIGN.md): ``{"id", "condition", "prediction" | ("response" +
     "options"), "answer"}`` a line; ``mode`` and ``variant`` fields are optional. ``condition`` /
-    ``mode`` / ``variant`` fill lines that lack them. A bad line raises SampleError naming it."""
+    ``mode`` / ``variant`` fill lines that lack them. A bad line raises SampleError naming it; so
+    does a second line for the same (id, condition, mode, variant) unless ``on_duplicate`` is
+    "first" or "last" (which of them to keep)."""
+    lines = _read_prediction_lines(path, condition, mode, variant, fallback)
+    return _deduplicated(lines, on_duplicate)
+
+
+def load_prediction_files(files: Sequence[tuple[str | Path, str | None]], on_duplicate: str = "error",
+                          **kwargs: Any) -> list[Prediction]:
+    """Predictions of several files (``(path, condition for lines without one)``) in any
+    harness's format (``harness_formats``), duplicates checked across all of them (the same file
+    given twice is refused, naming both lines)."""
+    from .harness_formats import read_prediction_lines
+
+    lines = [x for path, cond in files for x in read_prediction_lines(path, cond, **kwargs)]
+    return _deduplicated(lines, on_duplicate)
+
+
+def _deduplicated(lines: list[tuple[Prediction, str]], on_duplicate: str) -> list[Prediction]:
+    """Predictions of ``(prediction, "file:line")`` pairs, one per (id, condition, mode, variant)."""
+    if on_duplicate not in DUPLICATE_POLICIES:
+        raise UsageError(f"on_duplicate must be one of {', '.join(DUPLICATE_POLICIES)}, got {on_duplicate!r}")
+    index: dict[tuple[str, str, str, str], tuple[int, str]] = {}
+    out: list[Prediction] = []
+    for pred, where in lines:
+        key = (pred.sample_id, pred.condition, pred.mode, pred.variant)
+        if key not in index:
+            index[key] = (len(out), where)
+            out.append(pred)
+        elif on_duplicate == "error":
+            raise SampleError(where, f"a second prediction for id {pred.sample_id!r}, condition "
+                                     f"{pred.condition!r} (the first is at {index[key][1]}); pass "
+                                     "--on-duplicate first|last to keep one of them")
+        elif on_duplicate == "last":
+            out[index[key][0]] = pred
+    return out
+
+
+def _read_prediction_lines(path: str | Path, condition: str | None = None, mode: str = "direct",
+                           variant: str = "", fallback: str | None = None) -> list[tuple[Prediction, str]]:
+    """Each line's Prediction with where it is ("file:line")."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -111,6 +155,7 @@ def load_predictions(path: str | Path, condition: str | None = None, mode: str =
         sid = obj.get("id", obj.get("sample_id"))
         if sid is None or str(sid) == "":
             raise SampleError(where, "missing 'id'")
+        line = where
         where = f"{where} (id {sid})"
         cond = obj.get("condition", condition)
         if not cond:
@@ -136,8 +181,8 @@ def load_predictions(path: str | Path, condition: str | None = None, mode: str =
         answer = obj.get("answer") or ""
         if not isinstance(answer, str):
             raise SampleError(where, f"'answer' must be a letter, got {answer!r}")
-        out.append(Prediction(str(sid), str(cond), str(obj.get("mode") or mode), pred,
-                              answer.strip().upper(), str(obj.get("variant") or variant)))
+        out.append((Prediction(str(sid), str(cond), str(obj.get("mode") or mode), pred,
+                               answer.strip().upper(), str(obj.get("variant") or variant)), line))
     return out
 
 
@@ -150,7 +195,8 @@ def _cond_order(names: Iterable[str], first: str = "complete") -> list[str]:
 
 
 def _index(preds: list[Prediction]) -> dict[tuple[str, str], dict[str, dict[str, Prediction]]]:
-    """(mode, variant) -> condition -> sample_id -> Prediction (a repeated key: the last wins)."""
+    """(mode, variant) -> condition -> sample_id -> Prediction (a repeated key: the last wins;
+    ``load_predictions`` refuses repeated lines unless told which to keep)."""
     out: dict[tuple[str, str], dict[str, dict[str, Prediction]]] = {}
     for p in preds:
         out.setdefault((p.mode, p.variant), {}).setdefault(p.condition, {})[p.sample_id] = p
@@ -373,10 +419,12 @@ def _table_cells(table: AccuracyTable | ConsistencyTable,
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "Δ": r"$\Delta$",
-        "–": "--"}
+        "–": "--", "|": r"$|$", "·": r"$\cdot$", "φ": r"$\phi$"}
 
 
 def latex_escape(s: str) -> str:
+    """Text for LaTeX: every special character escaped (the one escape of the tables: Tables 1
+    and 2 here, the estimate's tables in ``estimate.report``)."""
     return "".join(_TEX.get(ch, ch) for ch in s)
 
 

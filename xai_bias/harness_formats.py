@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from .answers import parse_choice
-from .consistency import Prediction, load_predictions
+from .consistency import Prediction
 from .errors import SampleError, UsageError
 from .samples import parse_options
 from .types import LETTERS
@@ -85,16 +85,25 @@ def detect_format(path: str | Path) -> str:
 def read_predictions(path: str | Path, condition: str | None = None, mode: str = "direct", variant: str = "",
                      fallback: str | None = None) -> list[Prediction]:
     """The predictions in ``path``, whatever harness wrote it (see module docstring)."""
+    return [p for p, _ in read_prediction_lines(path, condition, mode, variant, fallback)]
+
+
+def read_prediction_lines(path: str | Path, condition: str | None = None, mode: str = "direct",
+                          variant: str = "", fallback: str | None = None) -> list[tuple[Prediction, str]]:
+    """Each prediction in ``path`` with where it is ("file:line" / "file:row"), any format."""
+    from .consistency import _read_prediction_lines
+
     fmt = detect_format(path)
     if fmt == "xai_bias":
-        return load_predictions(path, condition=condition, mode=mode, variant=variant, fallback=fallback)
+        return _read_prediction_lines(path, condition=condition, mode=mode, variant=variant, fallback=fallback)
     rows = _lmms_eval_rows(Path(path)) if fmt == "lmms_eval" else _vlmevalkit_rows(Path(path))
     out = []
     for where, row in rows:
         cond = row.get("condition") or condition
         if not cond:
             raise SampleError(where, f"a {fmt} file holds one condition: label it PATH=CONDITION")
-        out.append(Prediction(row["id"], str(cond), mode, _choice(row, where, fallback), row["answer"], variant))
+        out.append((Prediction(row["id"], str(cond), mode, _choice(row, where, fallback), row["answer"], variant),
+                    where))
     return out
 
 

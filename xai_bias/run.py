@@ -5,10 +5,13 @@ batches: builds each prompt view, encodes it, runs the scoring forward pass unde
 method's capture context, scores the option letters (or generates and parses in ``cot`` mode),
 lets each method measure, and appends one Record per item to the trace, flushing after each.
 
-Reliability: with ``resume`` the items already in the trace are skipped; SIGINT stops after
-the batch in flight; an item whose input is bad gets a Record with ``status`` naming the cause
+Reliability: with ``resume`` the items already in the trace are skipped; SIGINT, SIGTERM and
+SIGHUP stop after the batch in flight (the summary names the signal; the trace keeps
+``partial=True`` until a run writes its last item); an item whose input is bad (unreadable
+image, a prompt longer than the model's context) gets a Record with ``status`` naming the cause
 (``on_error="skip"``) or stops the run with a SampleError (``"stop"``) — records already
-written stay.
+written stay. The trace file appears with its first record: a run that fails before leaves
+none (and an ``--overwrite`` leaves the old trace).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import platform
 import shlex
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -68,6 +72,10 @@ class RunConfig:
             raise UsageError("--options must be 'all' or a number of options >= 2 (e.g. 4)")
         if self.batch_size < 1:
             raise UsageError("--batch-size must be at least 1")
+        if self.limit is not None and self.limit < 0:
+            raise UsageError(f"--limit must be 0 or more, got {self.limit}")
+        if self.mode == "cot" and self.max_new_tokens < 1:
+            raise UsageError(f"--max-new-tokens must be at least 1 in cot mode, got {self.max_new_tokens}")
         i, n = self.shard
         if not (n >= 1 and 0 <= i < n):
             raise UsageError(f"--shard {i}/{n}: need 0 <= i < n")
@@ -98,6 +106,12 @@ class RunSummary:
     failed: int
     interrupted: bool
     resume_command: str = ""
+    stop_signal: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), 0 if none
+
+    @property
+    def exit_code(self) -> int:
+        """0, or 128 + the signal for a run stopped by one (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP)."""
+        return 128 + (self.stop_signal or signal.SIGINT) if self.interrupted else 0
 
 
 def work_items(samples: Sequence[Sample], config: RunConfig) -> list[WorkItem]:
@@ -141,6 +155,7 @@ def provenance(vlm: Any, sample_set: Any, config: RunConfig) -> dict[str, Any]:
         "methods": list(config.methods),
         "options": config.options,
         "max_new_tokens": config.max_new_tokens if config.mode == "cot" else 0,
+        "batch_size": config.batch_size,
         "parse_fallback": config.parse_fallback or "",
         "prompt_style": config.prompt_style,
         "method_settings": config.settings.describe(config.methods),
@@ -173,30 +188,47 @@ def _letter_tokens(vlm: Any, sample_set: Any) -> dict[str, Any]:
     return describe_letter_tokens(vlm, LETTERS[:n])
 
 
+#: Signals that stop a run after the batch in flight: Ctrl-C, and what schedulers and closing
+#: terminals send before a kill.
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class _StopFlag:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop after the batch in flight."""
+    """The first stop signal asks the loop to stop after the batch in flight; a second one more
+    than ``REPEAT_S`` later stops at once. Signals within that window count as one: a launcher
+    (torchrun) forwards the terminal's Ctrl-C to ranks that got it already."""
+
+    REPEAT_S = 1.0
 
     def __init__(self) -> None:
         self.stop = False
+        self.signal = 0
+        self._since = 0.0
 
     @contextlib.contextmanager
     def installed(self) -> Iterator["_StopFlag"]:
+        previous = {}
         try:
-            previous = signal.signal(signal.SIGINT, self._handle)
+            for sig in STOP_SIGNALS:
+                previous[sig] = signal.signal(sig, self._handle)
         except ValueError:  # not the main thread
-            yield self
-            return
+            pass
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _handle(self, signum, frame) -> None:  # noqa: ARG002
-        if self.stop:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.stop = True
-        print("\nInterrupted: finishing the record(s) in flight, then stopping "
-              "(Ctrl-C again to abort now).", file=sys.stderr)
+        now = time.monotonic()
+        if self.stop:
+            if now - self._since > self.REPEAT_S:  # asked again: stop now
+                raise KeyboardInterrupt
+            return
+        self.stop, self.signal, self._since = True, int(signum), now
+        name = signal.Signals(signum).name
+        print(f"\n{name}: finishing the record(s) in flight, then stopping "
+              "(Ctrl-C again, a second later, to abort now).", file=sys.stderr, flush=True)
 
 
 def _record_meta(sample: Sample) -> dict[str, Any]:
@@ -240,13 +272,25 @@ class Runner:
             try:
                 view = make_view(item.sample, item.condition, item.mode, seed=self.config.seed,
                                  style=self.config.prompt_style)
-                ok.append((item, view, encode(self.vlm, view)))
+                enc = encode(self.vlm, view)
+                self._check_length(len(enc.input_ids))
+                ok.append((item, view, enc))
             except (SampleError, OSError, ValueError) as exc:
                 cause = exc.cause if isinstance(exc, SampleError) else f"{type(exc).__name__}: {exc}"
                 if self.config.on_error == "stop":
                     raise SampleError(f"sample {item.sample.id!r} ({item.condition})", cause) from exc
                 failed.append(_error_record(item, cause))
         return ok, failed
+
+    def _check_length(self, n_tokens: int) -> None:
+        """A prompt (plus the tokens cot may generate) longer than the model's context is the
+        sample's error, found before the forward pass."""
+        limit = _context_length(self.vlm)
+        extra = self.config.max_new_tokens if self.config.mode == "cot" else 0
+        if limit and n_tokens + extra > limit:
+            plus = f" + {extra} new tokens" if extra else ""
+            raise ValueError(f"the prompt has {n_tokens} tokens{plus}, longer than the model's context of "
+                             f"{limit} tokens (max_position_embeddings)")
 
     def run_batch(self, items: Sequence[WorkItem]) -> list[Record]:
         """Records for a batch of items, in the items' order (failed ones with their cause)."""
@@ -376,6 +420,14 @@ def _answer_meta(answer: Any, prompt_len: int) -> dict[str, Any]:
     return out
 
 
+def _context_length(vlm: Any) -> int | None:
+    """The language model's context length from its config (``max_position_embeddings``)."""
+    config = getattr(getattr(vlm, "model", None), "config", None)
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    n = getattr(text, "max_position_embeddings", None)
+    return int(n) if isinstance(n, int) and n > 0 else None
+
+
 def _argmax_letter(logprobs: np.ndarray, letters: Sequence[str]) -> str:
     from .models import predict
 
@@ -383,8 +435,12 @@ def _argmax_letter(logprobs: np.ndarray, letters: Sequence[str]) -> str:
 
 
 def run_study(vlm: Any, sample_set: Any, config: RunConfig,
-              on_record: Callable[[Record], None] | None = None) -> RunSummary:
-    """Run ``config`` over ``sample_set`` with ``vlm`` and write the trace (see module doc)."""
+              on_record: Callable[[Record], None] | None = None,
+              done_elsewhere: frozenset[tuple[str, str, str]] = frozenset()) -> RunSummary:
+    """Run ``config`` over ``sample_set`` with ``vlm`` and write the trace (see module doc).
+
+    ``done_elsewhere``: keys of records another trace holds already (a resumed distributed
+    run's merged output); they are skipped like the trace's own."""
     from tqdm.auto import tqdm
 
     from .store import TraceWriter
@@ -398,7 +454,8 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
                      overwrite=config.overwrite) as writer:
         for name, attrs in dataset_attrs(config.methods, runner.methods).items():
             writer.set_dataset_attrs(name, **attrs)
-        done = writer.done_keys() if config.resume else set()
+        writer.set_attrs(partial=True)  # until the last item is written
+        done = (writer.done_keys() if config.resume else set()) | set(done_elsewhere)
         # batches are cut from the full item list, so a resumed run computes every record in
         # the same batch as an uninterrupted run (bit-identical values); a partly done batch
         # is recomputed and only its missing records are written
@@ -420,10 +477,12 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
                         on_record(rec)
                 if stop.stop:
                     break
-    resume_cmd = ""
-    if stop.stop:
-        resume_cmd = _resume_command(config.command)
-    return RunSummary(out, written, len(items) - n_todo, failed, stop.stop, resume_cmd)
+        if written == n_todo:
+            writer.set_attrs(partial=False)
+    interrupted = written < n_todo  # only a stop signal ends the loop early without an error
+    resume_cmd = _resume_command(config.command) if interrupted else ""
+    return RunSummary(out, written, len(items) - n_todo, failed, interrupted, resume_cmd,
+                      stop.signal if interrupted else 0)
 
 
 def dataset_attrs(names: Sequence[str], methods: Sequence[Any]) -> dict[str, dict[str, Any]]:

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .errors import SampleError, UsageError
-from .images import MAX_IMAGE_PIXELS, check_image
+from .images import MAX_ASPECT_RATIO, MAX_IMAGE_PIXELS, check_image, load_rgb as open_rgb  # noqa: F401
 from .types import LETTERS, ImageRef, Sample
 
 PLACEHOLDER = re.compile(r"<image (\d+)>")
@@ -242,6 +242,8 @@ def load_samples(path: str | Path, on_error: str = "stop", limit: int | None = N
     except OSError as exc:
         raise UsageError(f"cannot read sample file {path}: {exc}") from None
 
+    if not data.strip():
+        raise SampleError(str(path), "the sample file is empty: it holds no samples")
     base = path.parent
     samples: list[Sample] = []
     problems: list[SampleError] = []

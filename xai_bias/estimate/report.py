@@ -200,10 +200,9 @@ def format_estimate(est: Estimate) -> str:
 
 # ---------------------------------------------------------------------------- LaTeX
 def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"),
-                 ("|", r"$|$"), ("Δ", r"$\Delta$"), ("·", r"$\cdot$"), ("φ", r"$\phi$")):
-        s = s.replace(a, b)
-    return s
+    from ..consistency import latex_escape
+
+    return latex_escape(s)
 
 
 def _tex_ci(v: float, ci, spec: str) -> str:

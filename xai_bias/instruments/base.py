@@ -137,7 +137,7 @@ class MethodSettings:
     def of(self, name: str) -> Settings:
         """The settings of method ``name`` (its registered defaults when not given)."""
         got = self.per_method.get(name)
-        return got if got is not None else METHODS.get(name).settings()
+        return got if got is not None else load_methods().get(name).settings()
 
     def describe(self, names: Sequence[str]) -> dict[str, Any]:
         """JSON-ready settings of the methods ``names`` (for the trace's provenance)."""

@@ -49,7 +49,8 @@ class ShapleySettings(Settings):
 @dataclass(frozen=True)
 class KnockoutSettings(Settings):
     window: int = setting(1, "layers knocked out together, starting at each layer", minimum=1)
-    chunk: int = setting(8, "knockout variants run through the decoder per batch (memory vs speed)", minimum=1)
+    batch_size: int = setting(8, "knockout variants run through the decoder per batch (memory vs speed)",
+                              minimum=1)
 
 
 ATTENTION = register_method(MethodSpec(

@@ -13,7 +13,7 @@ the last layer): the attention mask each of those layers receives is edited — 
 keys) set to "masked" (False in a boolean mask, the dtype's minimum in an additive one; when the
 decoder passes no mask, i.e. plain causal attention, the causal mask is built first) — and the
 change of the target letter's log-prob (knocked − clean) is recorded. All windows and the clean
-run go through the decoder together as one batch (chunks of ``--knockout-chunk`` rows), each
+run go through the decoder together as one batch (``--knockout-batch-size`` rows at a time), each
 batch row knocked at its own layers. An item without image tokens gets 0 at every layer. Needs an
 attention implementation that takes a mask (sdpa, eager, or one registered in the mask interface).
 
@@ -194,7 +194,7 @@ class KnockoutMethod(DecoderMethod):
         out = []
         for item in self.items(batch, targets, "mean"):
             delta = knockout(self.vlm, item.call, item.roles, item.answer_pos, item.token_id,
-                             window=o.window, chunk=o.chunk)
+                             window=o.window, chunk=o.batch_size)
             out.append({"intervention/knockout": delta.astype(np.float32)})
         return out
 

@@ -21,6 +21,7 @@ def local_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> P
     """The checkpoint folder: ``name_or_path`` itself, or a hub snapshot (network needed)."""
     p = Path(name_or_path).expanduser()
     if p.is_dir():
+        _check_safetensors(p)
         return p
     if p.exists() or str(name_or_path).startswith((".", "/", "~")):
         raise UsageError(f"model path {name_or_path!r} is not a checkpoint folder")
@@ -31,6 +32,19 @@ def local_folder(name_or_path: str | Path, trust_remote_code: bool = False) -> P
         return Path(snapshot_download(str(name_or_path), allow_patterns=patterns))
     except Exception as exc:  # offline, unknown repo, gated ...
         raise UsageError(f"cannot fetch model {name_or_path!r} from the hub: {exc}") from exc
+
+
+def _check_safetensors(folder: Path) -> None:
+    """A folder whose weights are only pickles (pytorch_model.bin, *.pt) is refused, saying why."""
+    if any(folder.glob("*.safetensors")):
+        return
+    pickles = sorted(f.name for pattern in ("*.bin", "*.pt", "*.pth", "*.ckpt") for f in folder.glob(pattern))
+    if pickles:
+        raise UsageError(
+            f"{folder} holds its weights only as {', '.join(pickles)}: xai_bias loads safetensors only, "
+            "because a .bin/.pt file is a Python pickle that can run arbitrary code when it is loaded. "
+            "Convert it once where you trust it (transformers: model.save_pretrained(folder, "
+            "safe_serialization=True)) or use a checkpoint that ships *.safetensors")
 
 
 def read_family(folder: Path) -> Family:

@@ -22,6 +22,8 @@ matplotlib.use("Agg", force=False)  # headless; a no-op if a backend is already 
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from ..errors import write_error  # noqa: E402
+
 #: Figure widths in inches.
 SINGLE = 3.3
 DOUBLE = 6.9
@@ -182,7 +184,10 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = ("pdf", "png")) -> li
     """
     written: list[Path] = []
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_error(stem.parent, e, "create the figures folder") from None
     engine = fig.get_layout_engine()
     try:
         with paper_style():
@@ -192,7 +197,11 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = ("pdf", "png")) -> li
                 kwargs = {"format": fmt, "metadata": METADATA.get(fmt)}
                 if fmt in ("png", "jpg", "jpeg", "tif", "tiff"):
                     kwargs["dpi"] = DPI
-                fig.savefig(path, **kwargs)
+                try:
+                    fig.savefig(path, **kwargs)
+                except OSError as e:  # disk full, no permission: no half-written figure stays
+                    path.unlink(missing_ok=True)
+                    raise write_error(path, e, "write the figure") from None
                 written.append(path)
                 if k == 0 and len(formats) > 1 and engine is not None:
                     fig.set_layout_engine("none")  # keep the solved positions

@@ -11,11 +11,13 @@ Layout (R = committed records, L = layers, H = heads, n_roles = len(roles), defa
                                     n_records (committed record count, see below), and the
                                     writer's provenance: model_id, model_arch, dtype, device,
                                     package versions, command, sample_set (name, sha256), seed,
-                                    roles (list of str), n_layers, n_heads, letter_tokens (the
-                                    option letters' token ids and strings: "direct" and
-                                    "after_answer_prefix", see models.letters), ...; "resumes" (list of
-                                    {time, n_records, command}) after a --resume; "merged_from"
-                                    (list of the sources) in a merged trace.
+                                    roles (list of str), n_layers, n_heads, settings (JSON),
+                                    letter_tokens (the option letters' token ids and strings:
+                                    "direct" and "after_answer_prefix", see models.letters), ...;
+                                    "partial" (True until a run has written all its work items;
+                                    True in a merge of partial sources); "resumes" (list of
+                                    {time, n_records, command, after_crash, changed}) after a
+                                    --resume; "merged_from" (list of the sources) in a merged trace.
     /records/sample_id       [R]                 utf-8 string
     /records/condition       [R]                 utf-8 string (complete, text_white, ...)
     /records/mode            [R]                 utf-8 string (direct, cot)
@@ -68,7 +70,12 @@ and appended record by record. They are not compressed by default: a compressed 
 the file each time a row is added to it, and a process killed mid-flush could then leave
 committed rows pointing at reused space; uncompressed chunks are rewritten in place, so the
 bytes of committed records never change (``TraceWriter(..., compression="gzip")`` and
-``merge_traces(..., compression="gzip")`` exist for files written in one go).
+``merge_traces(..., compression="gzip")`` exist for files written in one go). Fixed-size chunks
+carry a fletcher32 checksum (it keeps a chunk's size, so chunks are still rewritten in place):
+a changed byte is reported when read. The one chunk a writer was rewriting when it was killed
+(or while a reader reads along) may fail its checksum although its committed rows are intact;
+in a file marked ``in_progress`` that chunk's committed rows are read without the checksum.
+Variable-length datasets (strings, token ids) cannot be filtered by HDF5 and have none.
 
 Commit protocol: a record's rows land in every dataset and are flushed; then the root
 attribute ``n_records`` is incremented and the file flushed again. Readers see only the first
@@ -80,16 +87,33 @@ the file from its committed records (written to a temporary file, then renamed o
 that nothing the killed process left half-written is built upon. Either way it skips
 ``done_keys()``. A trace can be read (``open_trace``) while another process is writing it.
 
+A new trace is written under a temporary name in its folder and replaces the target at its
+first committed record (a merge or a rebuild: when complete), never while another process holds
+the target open for writing; a writer that fails before leaves the target as it was. Before
+each commit the device's free space is checked; a write that fails anyway (disk full, a file
+size limit) raises OutputError and leaves the file marked in progress, and a resume rebuilds
+it from its committed records (reading past a superblock that such a failed write left behind).
+``--resume`` refuses a run whose provenance differs in anything that changes records
+(``_schema.RECORD_NEUTRAL_KEYS`` lists what may differ). ``open_trace`` refuses, before
+reading data, links to other files, virtual datasets, external raw storage, dtypes a dataset
+name does not allow, declared shapes / record counts larger than the bytes stored, and
+malformed attributes (exit 4 naming the dataset). See docs/GUARANTEES.md.
+
 Attributes: str, int, float, bool and lists of str are native HDF5 attributes; dicts, mixed
 lists and None are JSON strings whose names are listed in the object's ``json_attrs``
 attribute. ``Trace.attrs`` / ``Trace.dataset_attrs`` return them decoded.
 
 API: ``TraceWriter``, ``open_trace`` -> ``Trace``, ``merge_traces``, ``describe``,
-``describe_record``, ``format_description``, ``format_record``.
+``describe_record``, ``format_description``, ``format_record``, ``check_target`` (can a trace be
+written here with these flags? before a model loads), ``check_resumable`` (would a run with this
+provenance mix records into that trace?), ``exit_now_if_unclosed`` (end a process whose HDF5
+file could not be closed after a failed write without HDF5's crashing shutdown).
 """
 
 from __future__ import annotations
 
+from ._files import exit_now_if_unclosed
+from ._resume import check_resumable, check_target
 from ._schema import RECORD_DATASETS, SCHEMA_VERSION
 from .inspect import describe, describe_record, format_description, format_record
 from .merge import merge_traces
@@ -107,4 +131,7 @@ __all__ = [
     "describe_record",
     "format_description",
     "format_record",
+    "exit_now_if_unclosed",
+    "check_target",
+    "check_resumable",
 ]

@@ -7,6 +7,7 @@ object's ``json_attrs`` attribute.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from typing import Any, Mapping
@@ -73,9 +74,24 @@ def role_axis(name: str, attrs: Any) -> int | None:
         return int(attrs["role_axis"]) + 1
     return ROLE_AXES.get(name)
 
-#: Root attributes that must agree for traces to be merged.
-MERGE_KEYS = ("schema_version", "model_id", "model_arch", "dtype", "roles", "n_layers", "n_heads",
-              "settings", "methods")
+
+#: Root attribute: True while a run has not done all its work items (set by the runner when it
+#: starts, False once every item is written): a run stopped by a signal or an error stays True.
+PARTIAL_ATTR = "partial"
+
+#: Provenance that does not change a record's values. Every other root attribute (model,
+#: dtype, sample set, seed, roles, ``settings`` key by key, ...) must be equal for a
+#: ``--resume``; these may differ, and a resume records each difference in its ``resumes``
+#: entry. Patterns (fnmatch) matched against every part of a dotted key: "*batch_size" covers
+#: ``settings.batch_size`` and ``settings.method_settings.ig_internal_batch_size``.
+RECORD_NEUTRAL_KEYS = (
+    "created", "xai_bias_version", "package_versions", "command", "device", "device_map",
+    "skipped_samples", "*batch_size", "progress", N_RECORDS_ATTR, IN_PROGRESS_ATTR, PARTIAL_ATTR,
+    "resumes", "merged_from",
+)
+#: Traces merged into one may also come from other sample files (each source's ``sample_set``
+#: is kept in ``merged_from``); everything else that changes records must agree.
+MERGE_FREE_KEYS = RECORD_NEUTRAL_KEYS + ("sample_set",)
 
 
 def _jsonable(value: Any) -> Any:
@@ -148,6 +164,14 @@ def _to_str(v: Any) -> str:
     return v.decode("utf-8") if isinstance(v, bytes) else str(v)
 
 
+class AttrError(ValueError):
+    """An attribute listed in ``json_attrs`` whose value is not JSON."""
+
+    def __init__(self, key: str, cause: str):
+        self.key, self.cause = key, cause
+        super().__init__(f"attribute {key!r}: {cause}")
+
+
 def decode_attrs(attrs: Any) -> dict[str, Any]:
     """Read an h5py AttributeManager into a plain, JSON-serialisable dict."""
     json_keys = set(_json_keys(attrs))
@@ -157,7 +181,10 @@ def decode_attrs(attrs: Any) -> dict[str, Any]:
             continue
         value = attrs[key]
         if key in json_keys:
-            out[key] = json.loads(_to_str(value))
+            try:
+                out[key] = json.loads(_to_str(value))
+            except (ValueError, TypeError) as e:
+                raise AttrError(key, f"not valid JSON: {e}") from None
         else:
             out[key] = _plain(value)
     return out
@@ -197,3 +224,65 @@ def decode_roundtrip(value: Any) -> Any:
     if native is None:
         return json.loads(dumps(value))
     return _plain(native)
+
+
+_ABSENT = object()
+
+
+def flat_settings(attrs: Mapping[str, Any], free: tuple[str, ...] = RECORD_NEUTRAL_KEYS) -> dict[str, Any]:
+    """Root attributes as ``{dotted key: value}`` without the ``free`` ones: JSON objects
+    (``settings``, ``sample_set``, ... whether stored as JSON attributes or as JSON strings) are
+    opened key by key, so that a difference names the setting ("settings.methods")."""
+    flat: dict[str, Any] = {}
+
+    def walk(key: str, value: Any) -> None:
+        if isinstance(value, str) and value[:1] == "{":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                pass
+        if isinstance(value, Mapping) and value:
+            for k, v in value.items():
+                walk(f"{key}.{k}", v)
+        elif not _is_free(key, free):
+            flat[key] = value
+
+    for key, value in attrs.items():
+        if key != JSON_ATTRS and not _is_free(key, free):
+            walk(str(key), decode_roundtrip(value))
+    return flat
+
+
+def _is_free(key: str, free: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(part, pattern) for part in key.split(".") for pattern in free)
+
+
+def setting_differences(a: Mapping[str, Any], b: Mapping[str, Any],
+                        free: tuple[str, ...] = RECORD_NEUTRAL_KEYS) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, value in a, value in b)`` for every record-relevant setting that differs
+    (a key missing on one side counts; it shows as ``absent``)."""
+    fa, fb = flat_settings(a, free), flat_settings(b, free)
+    out = []
+    for key in sorted(set(fa) | set(fb)):
+        va, vb = fa.get(key, _ABSENT), fb.get(key, _ABSENT)
+        if va != vb:
+            out.append((key, va, vb))
+    return out
+
+
+def neutral_differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The record-neutral settings that differ (``{key: {"file": a's, "run": b's}}``); the
+    file's own bookkeeping (created, n_records, resumes, ...) and the command are left out."""
+    own = ("created", "command", N_RECORDS_ATTR, IN_PROGRESS_ATTR, PARTIAL_ATTR, "resumes", "merged_from")
+    fa, fb = flat_settings(a, own), flat_settings(b, own)
+    keep = {k for k in set(fa) | set(fb) if _is_free(k, RECORD_NEUTRAL_KEYS)}
+    return {k: {"file": _shown(fa.get(k, _ABSENT)), "run": _shown(fb.get(k, _ABSENT))}
+            for k in sorted(keep) if k in fb and fa.get(k, _ABSENT) != fb.get(k, _ABSENT)}
+
+
+def _shown(value: Any) -> Any:
+    return None if value is _ABSENT else value
+
+
+def show_value(value: Any) -> str:
+    return "absent" if value is _ABSENT else repr(value)

@@ -18,8 +18,8 @@ from .reader import Trace, open_trace
 
 #: Provenance attributes shown first, in this order.
 _PROVENANCE_ORDER = ("model_id", "model_arch", "dtype", "device", "n_layers", "n_heads", "command",
-                     "sample_set", "seed", "versions", "created", "xai_bias_version")
-_HIDDEN = (S.N_RECORDS_ATTR, "schema_version", S.IN_PROGRESS_ATTR, "skipped_samples")
+                     "sample_set", "seed", "package_versions", "created", "xai_bias_version")
+_HIDDEN = (S.N_RECORDS_ATTR, "schema_version", S.IN_PROGRESS_ATTR, S.PARTIAL_ATTR, "skipped_samples")
 
 
 def _with_trace(trace: Trace | str | os.PathLike):
@@ -84,6 +84,7 @@ def describe(trace: Trace | str | os.PathLike) -> dict[str, Any]:
             "schema_version": attrs.get("schema_version"),
             "n_records": n,
             "in_progress": bool(attrs.get(S.IN_PROGRESS_ATTR, False)),
+            "partial": bool(attrs.get(S.PARTIAL_ATTR, False)),
             "provenance": provenance,
             "datasets": datasets,
             "accuracy": accuracy,
@@ -227,7 +228,9 @@ def format_description(d: dict[str, Any], max_problems: int = 20) -> str:
     """Plain-text rendering of ``describe``'s dict."""
     lines = [f"Trace {d['path']}",
              f"  schema_version {d['schema_version']} · {d['n_records']} records"
-             + (" · in progress or interrupted (continue it with --resume)" if d.get("in_progress") else "")]
+             + (" · in progress or interrupted (continue it with --resume)" if d.get("in_progress") else
+                " · partial: its run stopped before all its work items (continue it with --resume)"
+                if d.get("partial") else "")]
     lines += ["", "Provenance"]
     lines.append(_table(["attribute", "value"], [[k, v] for k, v in d["provenance"].items()]))
     lines += ["", "Datasets"]

@@ -12,6 +12,8 @@ import numpy as np
 
 from ..errors import TraceError
 from ..types import Record
+from . import _checks as C
+from . import _files as F
 from . import _schema as S
 
 
@@ -34,10 +36,22 @@ class Trace:
             raise TraceError(f"{p}: no such trace file")
         if p.is_dir():
             raise TraceError(f"{p}: is a directory, not a trace file")
+        self._through: F.EndAtFileSize | None = None  # see _see_past_the_recorded_end
         try:
             f = _open_readonly(p)
         except (OSError, ValueError) as e:
-            raise TraceError(f"{p}: not an HDF5 file or unreadable ({str(e).strip() or type(e).__name__})") from None
+            # a file whose last write failed (marked in progress) may end before the space its
+            # metadata claims; a cleanly closed file that does is truncated (a copy cut short)
+            f = self._see_past_the_recorded_end() if F.is_eoa_error(e) or F.is_truncated(e) else None
+            if f is not None and not bool(f.attrs.get(S.IN_PROGRESS_ATTR, False)):
+                f.close()
+                self._through.close()
+                f = self._through = None
+            if f is None:
+                cause = F.open_error_cause(e)
+                if "truncated" in cause:
+                    raise TraceError(f"{p}: {cause}") from None
+                raise TraceError(f"{p}: not an HDF5 file or unreadable ({cause})") from None
         self._file: h5py.File | None = f
         self._cache: dict[str, Any] = {}
         try:
@@ -50,14 +64,11 @@ class Trace:
     def _validate(self) -> None:
         f = self._h5
         p = self.path
-        try:
-            attrs = S.decode_attrs(f.attrs)
-        except Exception as e:
-            raise TraceError(f"{p}: unreadable root attributes ({e})") from None
+        attrs = C.decode_attrs(p, "the root", f.attrs)
         if "schema_version" not in attrs or "records" not in f:
             raise TraceError(f"{p}: not an xai_bias trace (no schema_version attribute or no /records group)")
         version = attrs["schema_version"]
-        if not isinstance(version, int):
+        if not isinstance(version, int) or isinstance(version, bool):
             raise TraceError(f"{p}: not an xai_bias trace (schema_version is {version!r})")
         if version > S.SCHEMA_VERSION:
             raise TraceError(
@@ -67,45 +78,25 @@ class Trace:
         if version < 1:
             raise TraceError(f"{p}: unsupported schema_version {version}")
         n = attrs.get(S.N_RECORDS_ATTR)
-        if not isinstance(n, int) or n < 0:
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise TraceError(f"{p}: not an xai_bias trace (n_records attribute missing or invalid: {n!r})")
+        C.check_root(p, attrs)
         self.attrs: dict[str, Any] = attrs
         self.n_records: int = n
         self.roles: tuple[str, ...] = tuple(attrs.get("roles") or ())
-        g = f["records"]
+        # written by a writer that has not closed it (running, or killed): the chunk of the
+        # record in flight may be half rewritten (see _read)
+        self._live = bool(attrs.get(S.IN_PROGRESS_ATTR, False))
+        found = dict(C.datasets(f, p))
         for name in S.REQUIRED_RECORD_DATASETS:
-            if name not in g or not isinstance(g[name], h5py.Dataset):
+            if f"records/{name}" not in found:
                 raise TraceError(f"{p}: not a complete xai_bias trace (dataset /records/{name} is missing)")
-        names: list[str] = []
-
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset):
-                names.append(name)
-
-        f.visititems(visit)
-        self._names = sorted(names, key=lambda s: (not s.startswith("records/"), s))
+        self._names = sorted(found, key=lambda s: (not s.startswith("records/"), s))
+        self._dataset_attrs: dict[str, dict[str, Any]] = {}
         for name in self._names:
-            ds = f[name]
-            if ds.ndim == 0:
-                raise TraceError(f"{p}: dataset /{name} has the wrong shape {ds.shape} (no record axis)")
-            if ds.shape[0] < n:
-                raise TraceError(
-                    f"{p}: dataset /{name} has the wrong shape {ds.shape}: {ds.shape[0]} rows for "
-                    f"{n} records"
-                )
-            if ds.dtype.kind == "O" and h5py.check_string_dtype(ds.dtype) is None \
-                    and h5py.check_vlen_dtype(ds.dtype) is None:
-                raise TraceError(f"{p}: dataset /{name} has an unsupported dtype {ds.dtype}")
-            axis = S.role_axis(name, ds.attrs)
-            if axis is not None and self.roles:
-                if ds.ndim <= axis or ds.shape[axis] != len(self.roles):
-                    raise TraceError(
-                        f"{p}: dataset /{name} has the wrong shape {ds.shape}: its role axis "
-                        f"{axis} should have {len(self.roles)} entries (roles {list(self.roles)})"
-                    )
-        lp = f["records/option_logprobs"]
-        if lp.ndim != 2:
-            raise TraceError(f"{p}: dataset /records/option_logprobs has the wrong shape {lp.shape}")
+            ds = found[name]
+            C.check_dataset(p, name, ds, n, len(self.roles))
+            self._dataset_attrs[name] = C.decode_attrs(p, f"dataset /{name}", ds.attrs)
 
     # ------------------------------------------------------------------ API
     @property
@@ -127,6 +118,23 @@ class Trace:
                 f.close()
             except Exception:
                 pass
+        through, self._through = self._through, None
+        if through is not None:
+            through.close()
+
+    def _see_past_the_recorded_end(self) -> h5py.File | None:
+        """Reopen through ``_files.EndAtFileSize`` (a write that failed midway left metadata
+        beyond the end of space the superblock records); None when that does not apply."""
+        if self._through is not None:
+            return None
+        try:
+            self._through = F.EndAtFileSize(self.path)
+            return h5py.File(self._through, "r")
+        except (OSError, ValueError):
+            if self._through is not None:
+                self._through.close()
+                self._through = None
+            return None
 
     def __del__(self) -> None:  # pragma: no cover - GC timing
         try:
@@ -157,7 +165,8 @@ class Trace:
         return (self.n_records, *ds.shape[1:])
 
     def dataset_attrs(self, name: str) -> dict[str, Any]:
-        return S.decode_attrs(self._dataset(name).attrs)
+        self._dataset(name)
+        return dict(self._dataset_attrs[_norm(name)])
 
     def __getitem__(self, name: str) -> Any:
         return self.column(name)
@@ -261,14 +270,70 @@ class Trace:
             if h5py.check_string_dtype(ds.dtype) is not None:
                 raw = ds.asstr()[start:stop] if stop > start else np.zeros(0, object)
                 if name == "records/meta":
-                    return [json.loads(s) if s else {} for s in raw.tolist()]
+                    return [self._meta_row(s, start + i) for i, s in enumerate(raw.tolist())]
                 return np.array(raw.tolist(), dtype=str) if len(raw) else np.zeros(0, dtype=str)
             if h5py.check_vlen_dtype(ds.dtype) is not None:
                 raw = ds[start:stop] if stop > start else []
                 return list(raw)
-            return ds[start:stop]
+            return self._read_checked(ds, name, start, stop)
         except (OSError, ValueError) as e:
+            if F.is_eoa_error(e) and self._live and self._through is None:
+                f = self._see_past_the_recorded_end()
+                if f is not None:
+                    old, self._file = self._file, f
+                    old.close()
+                    return self._read(name, start, stop)
             raise TraceError(f"{self.path}: cannot read dataset /{name} ({e})") from None
+
+    def _meta_row(self, text: str, i: int) -> dict:
+        try:
+            value = json.loads(text) if text else {}
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            raise TraceError(f"{self.path}: /records/meta row {i} is not a JSON object ({text[:60]!r}); "
+                             "the file is damaged")
+        return value
+
+    def _read_checked(self, ds: h5py.Dataset, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of a numeric dataset; a chunk that fails its fletcher32 checksum is
+        reported, except the one chunk a live (or killed) writer was rewriting: its committed rows
+        are rewritten byte for byte, so they are read without the checksum."""
+        try:
+            return ds[start:stop]
+        except OSError as e:
+            if not (ds.fletcher32 and "filter returned failure" in str(e)):
+                raise
+        rows = ds.chunks[0]
+        parts = []
+        for a in range(start - start % rows, stop, rows):
+            lo, hi = max(a, start), min(a + rows, stop)
+            try:
+                parts.append(ds[lo:hi])
+                continue
+            except OSError as e:
+                if "filter returned failure" not in str(e):
+                    raise
+            if not (self._live and a + rows > self.n_records and ds.compression is None):
+                raise TraceError(
+                    f"{self.path}: dataset /{name}: the chunk of rows {a}-{a + rows - 1} fails its checksum "
+                    "(fletcher32): the file is damaged; its other rows are readable") from None
+            parts.append(_unchecked_rows(ds, a, lo, hi))
+        return np.concatenate(parts) if parts else ds[start:start]
+
+def _unchecked_rows(ds: h5py.Dataset, chunk_start: int, lo: int, hi: int) -> np.ndarray:
+    """Rows [lo, hi) of the chunk(s) starting at row ``chunk_start``, from their raw bytes
+    (fletcher32 appends its 4-byte checksum; no other filter)."""
+    import itertools
+
+    out = np.empty((hi - lo, *ds.shape[1:]), ds.dtype)
+    for offs in itertools.product(*(range(0, s, c) for s, c in zip(ds.shape[1:], ds.chunks[1:]))):
+        _, raw = ds.id.read_direct_chunk((chunk_start, *offs))
+        block = np.frombuffer(raw[:-4], dtype=ds.dtype).reshape(ds.chunks)
+        region = tuple(slice(o, min(o + c, s)) for o, c, s in zip(offs, ds.chunks[1:], ds.shape[1:]))
+        out[(slice(None), *region)] = block[(slice(lo - chunk_start, hi - chunk_start),
+                                             *(slice(0, r.stop - r.start) for r in region))]
+    return out
 
 
 def _open_readonly(p: Path) -> h5py.File:
@@ -278,7 +343,7 @@ def _open_readonly(p: Path) -> h5py.File:
     try:
         return h5py.File(p, "r")
     except OSError as e:
-        if "lock" not in str(e):
+        if not F.is_locked(e):
             raise
     try:
         return h5py.File(p, "r", locking=False)

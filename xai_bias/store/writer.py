@@ -12,7 +12,10 @@ import numpy as np
 
 from ..errors import OutputError, TraceError
 from ..types import ROLES, Record
+from . import _files as F
 from . import _schema as S
+from ._resume import check_resumable, check_target, rebuild, resume_error
+from ._rows import prepare_rows, ragged as _ragged, write_rows as _write_rows
 
 
 def _package_version() -> str:
@@ -32,17 +35,23 @@ class TraceWriter:
     """Write a trace file (HDF5, schema_version 1) one record at a time.
 
     ``with TraceWriter(path, attrs) as w: w.append(record)``. A new file refuses to replace an
-    existing one unless ``overwrite``; ``resume=True`` continues an existing file (its
-    ``model_id``, ``schema_version`` and ``roles`` must match ``attrs``) or starts a new one when
-    the file is missing. ``done_keys()`` lists the (sample_id, condition, mode) already committed.
+    existing one unless ``overwrite``; ``resume=True`` continues an existing file (every
+    record-relevant attribute of ``attrs`` must equal the file's, see
+    ``_schema.RECORD_NEUTRAL_KEYS`` for those that may differ) or starts a new one when the file
+    is missing. ``done_keys()`` lists the (sample_id, condition, mode) already committed.
 
-    A record's rows land in every dataset first; then the root attribute ``n_records`` is bumped
-    and the file flushed. Rows beyond ``n_records`` (a crash in between) are ignored by readers
-    and truncated on resume.
+    A new file is written under a temporary name in the same folder and replaces ``path`` at its
+    first committed record (``atomic=True``: only when closed cleanly), never while another
+    process holds ``path`` open for writing; a writer that fails before that leaves ``path`` as it
+    was. A record's rows land in every dataset first; then the root attribute ``n_records`` is
+    bumped and the file flushed. Rows beyond ``n_records`` (a crash in between) are ignored by
+    readers and truncated on resume. A failed write (disk full, ...) raises OutputError and
+    leaves the file marked in progress, so that a resume rebuilds it from its committed records.
     """
 
     def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None,
-                 resume: bool = False, overwrite: bool = False, compression: str | None = None):
+                 resume: bool = False, overwrite: bool = False, compression: str | None = None,
+                 atomic: bool = False):
         self.path = Path(path)
         if compression not in (None, "gzip", "lzf"):
             raise ValueError(f"compression must be None, 'gzip' or 'lzf', not {compression!r}")
@@ -55,14 +64,21 @@ class TraceWriter:
             {} if compression is None else
             {"compression": "gzip", "compression_opts": 4} if compression == "gzip" else
             {"compression": "lzf"})
+        # Fixed-size chunks carry a fletcher32 checksum (HDF5 cannot filter variable-length data).
+        # A checksummed chunk keeps its size, so it is still rewritten in place.
+        self._compress["fletcher32"] = True
         self._attrs_in = dict(attrs or {})
         self._resume = bool(resume)
         self._overwrite = bool(overwrite)
+        self._atomic = bool(atomic)
+        self._tmp: Path | None = None  # a new file's temporary name until it is published
+        self._failed = False  # a write failed: the file is left marked in progress
         self._file: h5py.File | None = None
         self._n = 0
         self._done: set[tuple[str, str, str]] = set()
         self._pending_attrs: dict[str, dict[str, Any]] = {}
         self._ds: dict[str, h5py.Dataset] = {}
+        self._chunking: dict[str, tuple[int, int]] = {}  # name -> (rows per chunk, bytes per chunk)
         self._ready = False  # True once opened and checked: only then may close() touch the file
         roles = self._attrs_in.get("roles", ROLES)
         self.roles: tuple[str, ...] = tuple(str(r) for r in roles)
@@ -73,24 +89,22 @@ class TraceWriter:
     # ------------------------------------------------------------------ opening
     def _open(self) -> None:
         p = self.path
-        if p.exists() and p.is_dir():
-            raise OutputError(f"{p}: is a directory, not a trace file path")
+        check_target(p, resume=self._resume, overwrite=self._overwrite)
         if self._resume and p.exists():
             self._open_existing()
             return
-        if p.exists() and not self._overwrite:
-            raise OutputError(
-                f"{p}: file exists; pass --resume to continue it or --overwrite to replace it"
-            )
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            self._file = h5py.File(p, "w" if self._overwrite else "x")
+            F.remove_stale_temps(p)
+            self._tmp = F.temp_path(p)
+            self._file = h5py.File(self._tmp, "x")
         except (OSError, ValueError) as e:
-            raise OutputError(f"{p}: cannot write the trace file ({_cause(e)})") from None
+            self._tmp = None
+            raise OutputError(f"{p}: cannot write the trace file ({F.open_error_cause(e)})") from None
         try:
             self._init_new()
         except BaseException:
-            self.close()
+            self._discard()
             raise
 
     def _init_new(self) -> None:
@@ -138,17 +152,27 @@ class TraceWriter:
                 attrs0 = S.decode_attrs(f0.attrs)
                 has_records = "records" in f0
         except (OSError, ValueError) as e:
-            raise _resume_error(p, e) from None
+            if not (F.is_truncated(e) or F.is_eoa_error(e)):
+                raise resume_error(p, e) from None
+            # a write that failed midway left the file shorter than its metadata claims: the
+            # reader sees past that when the file is marked in progress (else it is truncated)
+            from .reader import open_trace
+
+            try:
+                with open_trace(p) as t0:
+                    attrs0, clean, has_records = dict(t0.attrs), False, True
+            except TraceError:
+                raise resume_error(p, e) from None
         self._check_compatible(attrs0, has_records)
         if not clean:
             # The last writer did not close the file (killed, power loss): HDF5 metadata written
             # after its last flush may be inconsistent. Rebuild the file from its committed
             # records instead of writing into it.
-            _rebuild(p)
+            rebuild(p)
         try:
             f = h5py.File(p, "r+")
         except (OSError, ValueError) as e:
-            raise _resume_error(p, e) from None
+            raise resume_error(p, e) from None
         self._file = f
         try:
             attrs = S.decode_attrs(f.attrs)
@@ -169,45 +193,31 @@ class TraceWriter:
             self._done = set(keys)
             resumes = attrs.get("resumes", [])
             resumes = list(resumes) if isinstance(resumes, list) else []
-            resumes.append({"time": _now(), "n_records": n, "command": self._attrs_in.get("command"),
-                            "after_crash": not clean})
+            entry = {"time": _now(), "n_records": n, "command": self._attrs_in.get("command"),
+                     "after_crash": not clean}
+            changed = S.neutral_differences(attrs, self._attrs_in)
+            if changed:
+                entry["changed"] = changed
+            resumes.append(entry)
             S.encode_attrs(f.attrs, {"resumes": resumes})
             f.attrs[S.IN_PROGRESS_ATTR] = np.bool_(True)
             f.flush()
         except BaseException:
-            self.close()
+            self._close(error=True)
             raise
 
     def _check_compatible(self, attrs: Mapping[str, Any], has_records: bool) -> None:
-        p = self.path
-        if "schema_version" not in attrs or not has_records:
-            raise TraceError(f"{p}: not an xai_bias trace (cannot resume it); choose another --out "
+        if not has_records:
+            raise TraceError(f"{self.path}: not an xai_bias trace (cannot resume it); choose another --out "
                              "or start again with --overwrite")
-        if attrs["schema_version"] != S.SCHEMA_VERSION:
-            raise TraceError(
-                f"{p}: cannot resume: schema_version {attrs['schema_version']} of the file "
-                f"differs from {S.SCHEMA_VERSION} of this xai_bias"
-            )
-        for key in ("model_id", "roles"):
-            if key == "roles":
-                want: Any = list(self.roles)
-            elif key in self._attrs_in:
-                want = S.decode_roundtrip(self._attrs_in[key])
-            else:
-                continue
-            have = attrs.get(key)
-            if have != want:
-                raise TraceError(
-                    f"{p}: cannot resume: {key} of the file ({have!r}) differs from this "
-                    f"run's ({want!r}); use another --out or --overwrite"
-                )
+        check_resumable(self.path, attrs, {**self._attrs_in, "roles": list(self.roles)})
 
     # ------------------------------------------------------------------ API
     def __enter__(self) -> "TraceWriter":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self._close(error=exc_type is not None)
 
     @property
     def n_records(self) -> int:
@@ -216,6 +226,17 @@ class TraceWriter:
     def done_keys(self) -> set[tuple[str, str, str]]:
         """(sample_id, condition, mode) of the records already committed."""
         return set(self._done)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        """Set root attributes (e.g. ``partial``); never ``n_records`` (that is the commit)."""
+        if S.N_RECORDS_ATTR in attrs:
+            raise ValueError(f"{S.N_RECORDS_ATTR} is set by the commit, not by set_attrs")
+        f = self._require_open()
+        try:
+            S.encode_attrs(f.attrs, attrs)
+        except (OSError, RuntimeError) as e:
+            self._failed = True
+            raise F.write_error(self.path, e, 0, self._n) from None
 
     def set_dataset_attrs(self, name: str, **attrs: Any) -> None:
         """Attach settings (steps, baseline, groups, ...) to dataset ``name`` (e.g. "attribution/ig").
@@ -247,13 +268,21 @@ class TraceWriter:
         self.extend([record])
 
     def extend(self, records: Iterable[Record]) -> None:
-        """Write several records and commit them together (one flush)."""
+        """Write several records and commit them together (one flush).
+
+        Before writing, the free space of the device is checked against what the records need;
+        a write that fails anyway (disk full, file size limit, I/O error) raises OutputError, the
+        committed records stay, and the writer refuses further records."""
         records = list(records)
         if not records:
             return
         f = self._require_open()
+        if self._failed:
+            raise OutputError(f"{self.path}: an earlier write to this trace failed; continue with --resume")
         rows = self._prepare(records)
         n, k = self._n, len(records)
+        needed = self._bytes_needed(rows, n, k)
+        F.check_free_space(self.path, self._tmp or self.path, needed, n, self._atomic)
         try:
             for name, block in rows.items():
                 ds = self._ds.get(name) or self._create(name, block)
@@ -279,34 +308,103 @@ class TraceWriter:
                         ds.resize(n, axis=0)
                     ds.resize(n + k, axis=0)
                     ds[n : n + k] = np.full((k, *shape[1:]), S.fill_value(ds.dtype), ds.dtype)
+            # Phase 1: every dataset's rows (data and metadata) reach the file; phase 2: the commit.
+            f.flush()
+            f.attrs[S.N_RECORDS_ATTR] = np.int64(n + k)
+            f.flush()
+        except (OSError, RuntimeError) as e:  # the file system refused a write
+            self._failed = True
+            raise F.write_error(self.path, e, needed, n, self._atomic) from None
         except BaseException:
             self._rollback()
             raise
-        # Phase 1: every dataset's rows (data and metadata) reach the file; phase 2: the commit.
-        f.flush()
-        f.attrs[S.N_RECORDS_ATTR] = np.int64(n + k)
-        f.flush()
         self._n = n + k
         self._done.update(r.key for r in records)
+        if self._tmp is not None and not self._atomic:
+            self._publish()
 
     def close(self) -> None:
+        """Commit nothing more; mark the file closed cleanly (a new one replaces ``path`` now)."""
+        self._close(error=False)
+
+    def _close(self, error: bool) -> None:
+        """``error``: an exception is in flight. A new file that never got a record (or an
+        atomic one) is then discarded; otherwise errors of the close itself are not raised over
+        it. A writer whose write failed leaves the file marked in progress."""
         f, self._file = self._file, None
         if f is None:
             return
+        if self._tmp is not None and (error or self._failed or not self._ready):
+            self._discard(f)
+            return
+        failure: BaseException | None = None
         try:
-            if self._ready and f.id.valid and f.mode != "r":
+            if self._ready and not self._failed and f.id.valid and f.mode != "r":
                 self._truncate(f)
                 f.flush()
                 f.attrs[S.IN_PROGRESS_ATTR] = np.bool_(False)
                 f.flush()
+                if self._tmp is not None:
+                    self._publish()
+        except (OSError, RuntimeError) as e:
+            failure = F.write_error(self.path, e, 0, self._n, self._atomic)
+        except OutputError as e:  # publishing was refused
+            failure = e
         finally:
-            f.close()
+            try:
+                f.close()
+            except Exception as e:  # noqa: BLE001 - HDF5 after a failed write
+                F.note_unclosed(self.path)
+                failure = failure or F.write_error(self.path, e, 0, self._n, self._atomic)
+            if self._tmp is not None:  # not published: nothing of it may stay
+                self._tmp.unlink(missing_ok=True)
+                self._tmp = None
+        if failure is not None and not error:
+            raise failure
 
     # ------------------------------------------------------------------ internals
+    def _publish(self) -> None:
+        """Replace ``path`` by the new file (still open, so a second writer finds it locked)."""
+        assert self._tmp is not None
+        F.publish(self._tmp, self.path)
+        self._tmp = None
+
+    def _discard(self, f: h5py.File | None = None) -> None:
+        f = f or self._file
+        self._file = None
+        if f is not None:
+            try:
+                f.close()
+            except Exception:  # noqa: BLE001 - the file is removed anyway
+                F.note_unclosed(self._tmp or self.path)
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+            self._tmp = None
+
     def _require_open(self) -> h5py.File:
         if self._file is None:
             raise OutputError(f"{self.path}: trace writer is closed")
         return self._file
+
+    def _bytes_needed(self, rows: Mapping[str, np.ndarray], n: int, k: int) -> int:
+        """About how many bytes committing rows [n, n+k) adds to the file: the rows, their
+        variable-length payload, chunks allocated for them, and room for metadata."""
+        need = 64 * 1024
+        for name, block in rows.items():
+            if block.dtype == object:  # strings are ~1 byte a character, arrays their nbytes
+                need += sum(len(x) if isinstance(x, str) else x.nbytes for x in block.reshape(-1)) + 32 * block.size
+            else:
+                need += block.nbytes
+            if name not in self._chunking:
+                ds = self._ds.get(name)
+                itemsize = 16 if block.dtype == object else block.dtype.itemsize
+                if ds is None or ds.chunks is None:  # created by this commit: its first chunk
+                    need += S.chunk_rows(block.shape[1:], itemsize) * int(np.prod(block.shape[1:])) * itemsize
+                    continue
+                self._chunking[name] = (ds.chunks[0], int(np.prod(ds.chunks)) * max(itemsize, 1))
+            rows_per, chunk_bytes = self._chunking[name]
+            need += (-(-(n + k) // rows_per) - (-(-n // rows_per))) * chunk_bytes
+        return need
 
     def _rollback(self) -> None:
         f = self._file
@@ -329,84 +427,7 @@ class TraceWriter:
 
     def _prepare(self, records: list[Record]) -> dict[str, np.ndarray]:
         """Validate the records and build one block of k rows per dataset (nothing written yet)."""
-        k = len(records)
-        n_roles = len(self.roles)
-        seen = set()
-        for r in records:
-            if not isinstance(r, Record):
-                raise TypeError(f"TraceWriter.append expects a Record, got {type(r).__name__}")
-            if r.key in self._done or r.key in seen:
-                raise TraceError(f"{self.path}: record {r.key} is already in the trace")
-            seen.add(r.key)
-        blocks: dict[str, np.ndarray] = {}
-        for name in ("sample_id", "condition", "mode", "answer", "prediction", "status", "response"):
-            blocks[f"records/{name}"] = np.array([str(getattr(r, name) or "") for r in records], dtype=object)
-        blocks["records/correct"] = np.array([bool(r.correct) for r in records], dtype=np.bool_)
-        blocks["records/meta"] = np.array([S.dumps(dict(r.meta)) for r in records], dtype=object)
-        lps = [np.asarray(r.option_logprobs, dtype=np.float32).reshape(-1) for r in records]
-        width = max(len(x) for x in lps)
-        lp = np.full((k, width), np.nan, np.float32)
-        for i, x in enumerate(lps):
-            lp[i, : len(x)] = x
-        blocks["records/option_logprobs"] = lp
-        blocks["records/n_options"] = np.array([len(x) for x in lps], np.int32)
-        rt = np.zeros((k, n_roles), np.int32)
-        for i, r in enumerate(records):
-            x = np.asarray(r.role_tokens).reshape(-1)
-            if x.shape[0] != n_roles:
-                raise TraceError(
-                    f"record {r.key}: role_tokens has {x.shape[0]} entries, the trace has "
-                    f"{n_roles} roles {list(self.roles)}"
-                )
-            rt[i] = x
-        blocks["records/role_tokens"] = rt
-        ids = np.empty(k, dtype=object)
-        tr = np.empty(k, dtype=object)
-        for i, r in enumerate(records):
-            ids[i] = np.asarray(r.input_ids, dtype=np.int32).reshape(-1)
-            tr[i] = np.asarray(r.token_roles, dtype=np.int8).reshape(-1)
-        blocks["records/input_ids"] = ids
-        blocks["records/token_roles"] = tr
-
-        f = self._require_open()
-        names = sorted({str(m).strip("/") for r in records for m in r.measurements})
-        for name in names:
-            if not name or name.startswith("records/") or name == "records":
-                raise TraceError(f"record measurement name {name!r} is not allowed (reserved)")
-            rows = [r.measurements.get(name) if name in r.measurements
-                    else r.measurements.get("/" + name) for r in records]
-            arrays = [None if x is None else np.asarray(x) for x in rows]
-            present = [a for a in arrays if a is not None]
-            first = present[0]
-            if first.dtype.kind not in "biuf":
-                raise TraceError(f"measurement {name!r}: dtype {first.dtype} is not numeric")
-            if name in self._ds:
-                ds = self._ds[name]
-                shape, dtype = tuple(ds.shape[1:]), ds.dtype
-            elif name in f or any(n.startswith(name + "/") for n in self._ds):
-                raise TraceError(f"measurement {name!r} names a group in the trace")
-            else:
-                shape, dtype = tuple(first.shape), first.dtype
-            if _ragged(dtype, shape):  # e.g. [L, n_options]: the last axis grows, NaN-padded
-                width = max([shape[-1]] + [a.shape[-1] for a in present if a.shape[:-1] == shape[:-1]])
-                shape = (*shape[:-1], width)
-            block = np.full((k, *shape), S.fill_value(dtype), dtype)
-            for i, a in enumerate(arrays):
-                if a is None:
-                    continue
-                fits = tuple(a.shape) == shape or (
-                    _ragged(dtype, shape) and a.shape[:-1] == shape[:-1] and a.shape[-1] <= shape[-1])
-                if not fits:
-                    raise TraceError(
-                        f"record {records[i].key}: measurement {name!r} has shape {tuple(a.shape)}, "
-                        f"expected {shape}"
-                    )
-                if a.ndim:
-                    block[i][..., : a.shape[-1]] = a
-                else:
-                    block[i] = a
-            blocks[name] = block
-        return blocks
+        return prepare_rows(records, self.path, self.roles, self._done, self._ds, self._require_open())
 
     def _create(self, name: str, block: np.ndarray) -> h5py.Dataset:
         f = self._require_open()
@@ -419,59 +440,17 @@ class TraceWriter:
             chunks=(rows, *row_shape), **self._compress,
             fillvalue=S.fill_value(dtype),
         )
+        # rows of the records before it: written (not left to the fill value), so that every
+        # committed row has stored bytes (the reader checks declared sizes against the file)
+        step = max(1, rows * 8)
+        for a in range(0, self._n, step):
+            b = min(self._n, a + step)
+            ds[a:b] = np.full((b - a, *row_shape), S.fill_value(dtype), dtype)
         pending = self._pending_attrs.pop(name, None)
         if pending:
             S.encode_attrs(ds.attrs, pending)
         self._ds[name] = ds
         return ds
-
-
-def _ragged(dtype: np.dtype, row_shape: tuple[int, ...]) -> bool:
-    """Float rows of 2+ axes may differ in their last axis (options per record, say): the
-    dataset's last axis then grows to the widest row and shorter rows are NaN-padded."""
-    return np.dtype(dtype).kind == "f" and len(row_shape) >= 2
-
-
-def _write_rows(ds: h5py.Dataset, start: int, block: np.ndarray) -> None:
-    """Write rows [start, start+k) with one low-level write (h5py's __setitem__ costs more than
-    the write itself, and reshapes equal-length variable-length rows into a 2-D array)."""
-    k = len(block)
-    shape = ds.shape
-    fspace = ds.id.get_space()
-    fspace.select_hyperslab((start,) + (0,) * (len(shape) - 1), (k, *shape[1:]))
-    mspace = h5py.h5s.create_simple((k, *shape[1:]))
-    if block.dtype == object:
-        mtype = h5py.h5t.py_create(ds.dtype)
-    else:
-        block = np.ascontiguousarray(block)
-        mtype = h5py.h5t.py_create(block.dtype)
-    ds.id.write(mspace, fspace, block, mtype=mtype)
-
-
-def _rebuild(path: Path) -> None:
-    """Rewrite a trace from its committed records into a fresh file, then atomically replace it."""
-    from .reader import open_trace
-
-    tmp = path.with_name(path.name + ".rebuild.tmp")
-    try:
-        with open_trace(path) as src:
-            attrs = dict(src.attrs)
-            with TraceWriter(tmp, attrs, overwrite=True) as w:
-                for name in src.measurement_names():
-                    w.set_dataset_attrs(name, **src.dataset_attrs(name))
-                step = 512
-                for a in range(0, src.n_records, step):
-                    w.extend(src.records(a, a + step))
-                keep = {k: v for k, v in attrs.items() if k not in (S.N_RECORDS_ATTR, S.IN_PROGRESS_ATTR)}
-                f = w._require_open()
-                S.encode_attrs(f.attrs, keep)
-        os.replace(tmp, path)
-    except TraceError as e:
-        tmp.unlink(missing_ok=True)
-        raise TraceError(f"{path}: cannot resume: the committed records are unreadable ({e})") from None
-    except (OSError, ValueError) as e:
-        tmp.unlink(missing_ok=True)
-        raise TraceError(f"{path}: cannot resume: rebuilding the interrupted trace failed ({_cause(e)})") from None
 
 
 def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
@@ -483,20 +462,3 @@ def _walk(f: h5py.File) -> list[tuple[str, h5py.Dataset]]:
 
     f.visititems(visit)
     return out
-
-
-def _resume_error(p: Path, e: BaseException) -> TraceError:
-    cause = _cause(e)
-    if "locked" in cause:
-        return TraceError(f"{p}: cannot resume: {cause} (is the run still going?)")
-    return TraceError(f"{p}: cannot open the trace to resume ({cause}); the file may be damaged; "
-                      "start again with --overwrite")
-
-
-def _cause(e: BaseException) -> str:
-    msg = str(e).strip() or type(e).__name__
-    if isinstance(e, PermissionError) or "ermission" in msg:
-        return "permission denied"
-    if "lock" in msg:
-        return "the file is locked: another process has it open for writing"
-    return msg
