@@ -98,7 +98,7 @@ def bench_model(label, vlm, image_size, reps, ig_steps, ibs):
     import torch
 
     from xai_bias.instruments import METHODS, MethodSettings, Target, load_methods
-    from xai_bias.instruments.attribution import integrated_gradients
+    from xai_bias.instruments.ig import integrated_gradients
     from xai_bias.models import forward
 
     load_methods()

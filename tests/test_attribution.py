@@ -22,14 +22,8 @@ import torch
 from xai_bias.instruments import load_methods
 from xai_bias.instruments._embeds import ItemInput, target_logprob_fn
 from xai_bias.models import DecoderCall, decoder_call
-from xai_bias.instruments.attribution import (
-    SHAPLEY_GROUPS,
-    coalition_embeds,
-    integrated_gradients,
-    modality_shapley,
-    shapley_of,
-    shapley_values,
-)
+from xai_bias.instruments.ig import integrated_gradients
+from xai_bias.instruments.shapley import SHAPLEY_GROUPS, coalition_embeds, modality_shapley, shapley_of, shapley_values
 from xai_bias.instruments.base import METHODS, MethodSettings, Target
 from xai_bias.models import FAMILIES
 from xai_bias.types import N_ROLES, ROLE_INDEX, PromptView

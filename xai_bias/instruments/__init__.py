@@ -2,9 +2,9 @@
 knockout, logit lens (and the estimator-only ablation). See ``base`` for the interface and
 ``catalog`` for the built-in registrations.
 
-Captum is imported only by the attribution module, nnsight only by the intervention module,
-and only when such a method is built (importing xai_bias, listing methods or parsing their flags
-imports neither, nor torch).
+Captum is imported only by the integrated-gradients module (``ig``), nnsight only by the
+intervention module, and only when such a method is built (importing xai_bias, listing methods
+or parsing their flags imports neither, nor torch).
 """
 
 from __future__ import annotations

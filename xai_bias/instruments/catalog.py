@@ -77,7 +77,7 @@ ATTENTION = register_method(MethodSpec(
 
 IG = register_method(MethodSpec(
     name="ig", label="integrated gradients", short_label="IG", kind="observational",
-    instrument="xai_bias.instruments.attribution:IntegratedGradientsMethod", settings=IGSettings,
+    instrument="xai_bias.instruments.ig:IntegratedGradientsMethod", settings=IGSettings,
     contributions=contrib.ig, color="#D55E00",
     description="Captum integrated gradients on the merged input embeddings and each layer's residual stream",
     datasets=(
@@ -91,7 +91,7 @@ IG = register_method(MethodSpec(
 
 SHAPLEY = register_method(MethodSpec(
     name="shapley", label="Shapley", short_label="Shapley", kind="causal",
-    instrument="xai_bias.instruments.attribution:ShapleyMethod", settings=ShapleySettings,
+    instrument="xai_bias.instruments.shapley:ShapleyMethod", settings=ShapleySettings,
     contributions=contrib.shapley, color="#009E73",
     description="exact Shapley values of the answer log-prob over modality groups",
     datasets=(DatasetSpec("attribution/shapley", "[n_groups]", "logprob_change",
