@@ -416,3 +416,73 @@ def test_mixed_trace_agreement_ablation_and_latex(tmp_path):
         estimate(path, condition="complet")
     with pytest.raises(UsageError, match="mode 'cot'"):
         estimate(path, mode="cot")
+
+
+# ----------------------------------------------------------------------------- n modalities
+AUD, VID = ROLE_INDEX["audio"], ROLE_INDEX["video"]
+
+
+def _nmod_row(img: float, aud: float, txt: float, L: int = 3) -> np.ndarray:
+    """[L, 1, n_roles]: layer l has image img*(l+1), audio aud*(l+1), text txt, sink the rest."""
+    m = np.zeros((L, 1, len(ROLES)), np.float32)
+    for l in range(L):
+        m[l, 0, IMG], m[l, 0, AUD], m[l, 0, Q] = img * (l + 1), aud * (l + 1), txt
+        m[l, 0, S] = 1 - m[l, 0].sum()
+    return m
+
+
+def _nmod_record(sid, img, aud, txt, has_image=True, **kw):
+    tokens = np.zeros(len(ROLES), np.int32)
+    tokens[[S, Q, AUD]] = [1, 10, 50]
+    tokens[IMG] = 20 if has_image else 0
+    r = _rec(sid, **kw, **{"attention/mass": _nmod_row(img if has_image else 0.0, aud, txt)})
+    return Record(**{**{f: getattr(r, f) for f in ("sample_id", "condition", "mode", "answer", "prediction", "correct",
+                                                      "status", "option_logprobs", "measurements")},
+                     "role_tokens": tokens})
+
+
+def test_three_modalities_by_hand(tmp_path):
+    """Image, audio and text (hand-made): shares over the three, Δ = largest / smallest, the
+    dominant and underutilized named, suppression per non-text modality."""
+    recs = [_nmod_record(f"s{i}", 0.10, 0.05, 0.30) for i in range(4)]
+    est = estimate(_write(tmp_path / "three.h5", recs), methods="attention", n_bootstrap=50, per_token=False)
+    t = est.table("attention", measure="mass")
+    assert t.modalities == ("image", "text", "audio") and t.included == ("image", "text", "audio")
+    col = {m: i for i, m in enumerate(("image", "text", "other", "video", "audio"))}
+    # layer 0: image .10, text .30, audio .05 -> shares .222/.667/.111, Δ = .30/.05 = 6
+    np.testing.assert_allclose(t.share[0, [col["image"], col["text"], col["audio"]]], [0.1 / 0.45, 0.3 / 0.45, 0.05 / 0.45],
+                               atol=1e-6)
+    assert t.dominant[0] == "text" and t.delta[0] == pytest.approx(6.0, rel=1e-5)
+    # layer 2: image .30, text .30, audio .15 -> image ties text (the earlier column wins), Δ = .30/.15
+    assert t.dominant[2] == "image" and t.delta[2] == pytest.approx(2.0, rel=1e-5)
+    assert t.overall.underutilized == "audio"
+    assert np.isnan(t.contribution[:, col["video"]]).all()  # no video role tokens: not measured, not 0
+    assert {s.modality for s in est.suppression} == {"image", "audio"}
+
+
+def test_audio_text_study_without_image(tmp_path):
+    """Audio and text only: the image (no tokens) is absent, Δ compares audio and text, and the
+    ablation pairs a registered audio-removing condition with complete."""
+    from xai_bias.conditions import CONDITION_REGISTRY, Condition, register_condition
+
+    register_condition(Condition("audio_silenced_test", "text + silence", lambda s, seed: [], removes="audio"))
+    try:
+        recs = []
+        for i in range(4):
+            recs.append(_nmod_record(f"s{i}", 0.0, 0.15, 0.40, has_image=False, lp=[-0.2, -3, -3, -3]))
+            recs.append(_nmod_record(f"s{i}", 0.0, 0.15, 0.40, has_image=False, condition="audio_silenced_test",
+                                     lp=[-1.2, -3, -3, -3]))
+        est = estimate(_write(tmp_path / "audio.h5", recs), n_bootstrap=50, per_token=False)
+        t = est.table("attention", measure="mass")
+        assert t.modalities == ("text", "audio") and np.isnan(t.contribution[:, 0]).all()
+        assert t.overall.dominant == "text" and t.overall.underutilized == "audio"
+        np.testing.assert_allclose(t.overall.delta, 0.40 / 0.30, rtol=1e-5)  # mean audio over layers = .30
+        (row,) = est.ablation
+        assert row.removes == "audio" and row.logprob_drop == pytest.approx(1.0, abs=1e-5)
+        abl = est.table("ablation")
+        assert abl.overall.contribution[4] == pytest.approx(1.0, abs=1e-5)  # the audio column
+        assert "audio: audio_silenced_test" in abl.definition
+        text = format_estimate(est)
+        assert "C(audio)" in text and "C(image)" not in text.split("== attention (mass)")[1].split("==")[0]
+    finally:
+        CONDITION_REGISTRY.remove("audio_silenced_test")

@@ -487,15 +487,24 @@ def _numeric_col(body: Sequence[Sequence[str]], i: int) -> bool:
     return bool(vals)
 
 
-def default_pair(conditions: Iterable[str], modality: str, prefer: str | None = None) -> str | None:
-    """The condition Table 2 compares for ``modality`` when none is named: ``prefer`` if present,
-    else the first present (registry order) that removes that modality (``Condition.removes``)."""
+#: the modalities a "Text" condition of Table 2 may remove (everything but the text)
+NON_TEXT = ("image", "video", "audio")
+
+
+def default_pair(conditions: Iterable[str], modality: str | Sequence[str], prefer: str | None = None) -> str | None:
+    """The condition Table 2 compares for ``modality`` (a name or several, in order of
+    preference) when none is named: ``prefer`` if present, else the first present (registry
+    order) that removes that modality (``Condition.removes``)."""
     from .conditions import condition_order, removes
 
     present = condition_order(conditions)
     if prefer in present:
         return prefer
-    return next((c for c in present if removes(c) == modality), None)
+    for mod in ([modality] if isinstance(modality, str) else modality):
+        found = next((c for c in present if removes(c) == mod), None)
+        if found:
+            return found
+    return None
 
 
 def report(rows: Any, complete: str = "complete", text: str | None = None, image: str | None = None,
@@ -503,7 +512,8 @@ def report(rows: Any, complete: str = "complete", text: str | None = None, image
     """Both tables as one text: Table 1, then Table 2 for every (mode, variant) group that has
     the compared conditions (without an image condition only "Complete & Text"); notes say what
     is left out. ``text`` / ``image`` None: per group, ``text_white`` / ``image_only`` if present,
-    else the first registered condition present that removes the image / the text. Percentages
+    else the first registered condition present that removes the image (else the video, else
+    the audio) / the text. Percentages
     with ``decimals`` decimals (default 2, the paper's precision)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
@@ -515,7 +525,7 @@ def report(rows: Any, complete: str = "complete", text: str | None = None, image
     tables, notes = [], []
     for (mode, variant), by_cond in sorted(_index(preds).items()):
         group = f"mode {mode}" + (f", options {variant}" if variant else "")
-        txt = text or default_pair(by_cond, "image", prefer="text_white")
+        txt = text or default_pair(by_cond, NON_TEXT, prefer="text_white")
         if complete not in by_cond or txt not in by_cond:
             notes.append(f"{group}: no consistency table (needs conditions {complete} and "
                          f"{txt or 'one that removes the image'}; present: {', '.join(_cond_order(by_cond))})")

@@ -22,11 +22,16 @@ ROLES: tuple[str, ...] = ("sink", "template", "image", "question", "options", "i
 ROLE_INDEX: Mapping[str, int] = _pytypes.MappingProxyType({name: i for i, name in enumerate(ROLES)})
 N_ROLES = len(ROLES)
 
+#: modality -> its roles. "other" (sink, template) is reported on its own and enters shares only
+#: on request. video and audio come after the first three so that every earlier column keeps its
+#: index (as the roles do).
 MODALITIES: Mapping[str, tuple[str, ...]] = _pytypes.MappingProxyType(
     {
         "image": ("image",),
         "text": ("question", "options", "instruction"),
         "other": ("sink", "template"),
+        "video": ("video",),
+        "audio": ("audio",),
     }
 )
 

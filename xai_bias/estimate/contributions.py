@@ -4,7 +4,7 @@ estimator and the helpers the built-in methods use (numpy only).
 A method's registration (``xai_bias.instruments.base.MethodSpec.contributions``) is a function
 ``fn(view: EstimatorView) -> Contributions``. It reads the trace through the view and returns one
 or more ``Measure``s: per record r, ``X[r, l, m]`` the contribution of modality column m
-(``MODALITY_COLUMNS``: image, text, other) at layer row l, and ``Xo[r, m]`` its overall
+(``MODALITY_COLUMNS``: image, text, other, video, audio) at layer row l, and ``Xo[r, m]`` its overall
 (layer-free) contribution; records a method did not measure hold NaN. The estimator groups the
 records by condition × mode, averages over samples, bootstraps, derives shares, Δ, suppression
 and agreement — the same way for every method. A function may also return logit-lens curves,
@@ -44,8 +44,8 @@ class Measure:
     method: str
     measure: str
     layers: np.ndarray  # [L'] int
-    X: np.ndarray  # [R, L', 3]
-    Xo: np.ndarray  # [R, 3]
+    X: np.ndarray  # [R, L', n_mod]
+    Xo: np.ndarray  # [R, n_mod]
     kind: str
     overall_rule: str
     definition: str
@@ -114,7 +114,8 @@ def modality_role_index(roles: Sequence[str]) -> list[list[int]]:
 
 
 def sum_roles(a: np.ndarray, idx: list[list[int]]) -> np.ndarray:
-    """[..., n_roles] -> [..., 3] sums over each modality's roles (NaN stays NaN)."""
+    """[..., n_roles] -> [..., n_mod] sums over each modality's roles (NaN for a modality whose
+    roles the trace lacks)."""
     cols = [a[..., ix].sum(-1) if ix else np.full(a.shape[:-1], np.nan) for ix in idx]
     return np.stack(cols, -1)
 
@@ -188,14 +189,15 @@ def pair_index(sample_id: np.ndarray, condition: np.ndarray, mode: np.ndarray, o
 
 def paired_effects(values: np.ndarray, complete_rows: np.ndarray, letter: np.ndarray,
                    partners: dict[str, np.ndarray], removes: Callable[[str], str | None]
-                   ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Effects of removing each modality, per ``complete`` record.
 
     values: [R, ..., K] per-letter values (log-probs or probabilities); complete_rows: [R] bool;
     letter: [R] target letter index of each complete record; partners: condition -> [R] index;
-    removes: condition -> the modality it removes. Returns (image drop [R, ...], text drop
-    [R, ...], per-condition drop [R, ...]), NaN off the complete records. A modality's drop
-    averages the conditions present per sample that remove it.
+    removes: condition -> the modality it removes. Returns (drops ``[R, ..., n_mod]``: per
+    modality column the drop, averaged over the conditions present per sample that remove it,
+    NaN for a modality no condition removes and off the complete records; per-condition drop
+    ``{condition: [R, ...]}``).
     """
     R = len(letter)
     rows = np.where(complete_rows, np.arange(R), -1)
@@ -205,9 +207,9 @@ def paired_effects(values: np.ndarray, complete_rows: np.ndarray, letter: np.nda
         j = np.where(complete_rows, idx, -1)
         per[c] = base - take_letter(values, j, letter)
     with np.errstate(invalid="ignore"):
-        d_img = nanmean_stack([per[c] for c in per if removes(c) == "image"], base.shape)
-        d_txt = nanmean_stack([per[c] for c in per if removes(c) == "text"], base.shape)
-    return d_img, d_txt, per
+        drops = np.stack([nanmean_stack([per[c] for c in per if removes(c) == mod], base.shape)
+                          for mod in MODALITY_COLUMNS], -1)
+    return drops, per
 
 
 def nanmean_stack(arrs: list[np.ndarray], shape) -> np.ndarray:

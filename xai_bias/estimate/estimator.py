@@ -212,6 +212,10 @@ class _Estimator:
         self._mode_names, self._mode_code = np.unique(self.mode.astype(str), return_inverse=True)
         self._wcache: dict[tuple[str, ...], np.ndarray] = {}
         self.mode_sel = self.ok & np.isin(self.mode, list(mf))
+        #: [R, n_mod] prompt tokens per modality (None without /records/role_tokens)
+        self.mod_tokens = (cb.sum_roles(np.asarray(self.t["records/role_tokens"], dtype=np.float64),
+                                        cb.modality_role_index(self.roles))
+                           if self.has("records/role_tokens") else None)
 
     def removal_conditions(self) -> list[str]:
         """Conditions present (in the selected modes) that remove a modality, in registry order."""
@@ -319,16 +323,16 @@ class _Estimator:
         return out
 
     def _consistency(self) -> list[Any]:
-        """Table 2 per mode: complete vs the first image- and the first text-removing condition."""
-        from ..consistency import consistency_table
+        """Table 2 per mode: complete vs the condition without the image (else the video, else the
+        audio) and the one without the text, as ``consistency`` picks them by default."""
+        from ..consistency import NON_TEXT, consistency_table, default_pair
 
         preds = self._predictions()
         out = []
         for m in sorted({p.mode for p in preds}, key=self.mode_order):
             present = {p.condition for p in preds if p.mode == m}
-            removing = [c for c in sorted(present, key=lambda c: _order_key(c, "")) if self.removes(c)]
-            text = next((c for c in removing if self.removes(c) == "image"), None)
-            image = next((c for c in removing if self.removes(c) == "text"), None)
+            text = default_pair(present, NON_TEXT, prefer="text_white")
+            image = default_pair(present, "text", prefer="image_only")
             if "complete" not in present or text is None:
                 continue
             out.append(consistency_table(preds, "complete", text, image, mode=m))
@@ -358,38 +362,49 @@ class _Estimator:
             return np.full(X.shape[1:] + (2,), np.nan)
         return percentile_ci(resampled_means(X, self._weights(len(X), key)), self.alpha)
 
+    def _present(self, meas: cb.Measure, rows: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """[n_mod] bool: content modalities (not "other") the table measures: a finite overall
+        value and, where the trace counts tokens per role, tokens of the modality in at least one
+        of the group's records (a modality the prompts do not hold is absent, not a zero)."""
+        present = np.array([mod != "other" for mod in MODALITY_COLUMNS]) & np.isfinite(point[-1])
+        if self.mod_tokens is not None:
+            present &= (self.mod_tokens[rows] > 0).any(0)
+        return present
+
     def _tables(self, meas: cb.Measure):
         X, Xo = meas.X, meas.Xo
+        K = len(MODALITY_COLUMNS)
         has = np.isfinite(Xo).any(1) | np.isfinite(X).reshape(len(X), -1).any(1)
         base = (self.mode_sel & (self.condition == "complete")) if meas.paired else self.sel
-        wanted = ["image", "text"] + (["other"] if self.include_other else [])
+        other = MODALITY_COLUMNS.index("other")
         tables, supps, curves, scores = [], [], {}, {}
         Lp = len(meas.layers)
         for (c, m), rows in self.groups(base & has):
             n = len(rows)
-            F = np.concatenate([X[rows].reshape(n, -1), Xo[rows]], 1)  # [n, (L'+1)*3]
-            point = nan_mean(F).reshape(Lp + 1, 3)
-            inc = np.array([mod in wanted and np.isfinite(point[-1, j]) for j, mod in enumerate(MODALITY_COLUMNS)])
-            if not (inc[0] and inc[1]):
-                inc[:] = False  # shares need both modalities (knockout measures the image only)
-            # dominant: the larger of image and text; none when either is unmeasured or neither
-            # contributes anything (both <= 0)
-            dom_idx = np.where(np.isfinite(point[:, 0]) & np.isfinite(point[:, 1])
-                               & (np.maximum(point[:, 0], point[:, 1]) > 0),
-                               np.where(point[:, 0] >= point[:, 1], 0, 1), -1)
-            share, delta = _derive(point, inc, dom_idx)
+            F = np.concatenate([X[rows].reshape(n, -1), Xo[rows]], 1)  # [n, (L'+1)*K]
+            point = nan_mean(F).reshape(Lp + 1, K)
+            present = self._present(meas, rows, point)
+            absent = ~present & (np.arange(K) != other)
+            point[:, absent] = np.nan  # an absent modality is not measured (not a zero)
+            F.reshape(n, Lp + 1, K)[:, :, absent] = np.nan
+            # shares need two modalities (knockout measures the image only); "other" only on request
+            inc = present.copy() if present.sum() >= 2 else np.zeros(K, bool)
+            if inc.any() and self.include_other and np.isfinite(point[-1, other]):
+                inc[other] = True
+            dom_idx, und_idx = _ranking(point, present)
+            share, delta = _derive(point, inc, dom_idx, und_idx)
             if self.B > 0:
-                boot = resampled_means(F, self._weights(n, ("group", c, m))).reshape(self.B, Lp + 1, 3)
-                bshare, bdelta = _derive(boot, inc, dom_idx)
+                boot = resampled_means(F, self._weights(n, ("group", c, m))).reshape(self.B, Lp + 1, K)
+                bshare, bdelta = _derive(boot, inc, dom_idx, und_idx)
                 cci, sci, dci = (percentile_ci(boot, self.alpha), percentile_ci(bshare, self.alpha),
                                  percentile_ci(bdelta, self.alpha))
             else:
                 boot = bshare = None
-                cci = np.full((Lp + 1, 3, 2), np.nan)
+                cci = np.full((Lp + 1, K, 2), np.nan)
                 sci = cci.copy()
                 dci = np.full((Lp + 1, 2), np.nan)
             names = tuple(MODALITY_COLUMNS[d] if d >= 0 else "" for d in dom_idx)
-            under = tuple(MODALITY_COLUMNS[1 - d] if d >= 0 else "" for d in dom_idx)
+            under = tuple(MODALITY_COLUMNS[u] if u >= 0 else "" for u in und_idx)
             overall = Overall(point[-1], cci[-1], share[-1], sci[-1], float(delta[-1]), dci[-1], names[-1], under[-1])
             note = meas.note
             if meas.signed is not None:
@@ -402,33 +417,40 @@ class _Estimator:
                 contribution=point[:Lp], contribution_ci=cci[:Lp], share=share[:Lp], share_ci=sci[:Lp],
                 delta=delta[:Lp], delta_ci=dci[:Lp], dominant=names[:Lp], overall=overall,
                 overall_rule=meas.overall_rule, definition=meas.definition, note=note,
-                units=meas.units))
-            # suppression on the image-share curve
-            if meas.suppression and inc[0] and Lp >= 2:
-                pk, first, pv = suppression_layers(share[:Lp, 0], self.fraction)
+                units=meas.units, modalities=tuple(mod for mod, p in zip(MODALITY_COLUMNS, present) if p)))
+            # suppression on each non-text modality's share curve (the modalities that can be
+            # suppressed in favour of the text)
+            for j, mod in enumerate(MODALITY_COLUMNS):
+                if not (meas.suppression and inc[j] and mod not in ("text", "other") and Lp >= 2):
+                    continue
+                pk, first, pv = suppression_layers(share[:Lp, j], self.fraction)
                 if bshare is not None:
-                    _, bfirst, _ = suppression_layers(bshare[:, :Lp, 0], self.fraction)
+                    _, bfirst, _ = suppression_layers(bshare[:, :Lp, j], self.fraction)
                     interval, none = suppression_interval(bfirst, self.alpha)
                     interval = None if interval is None else (int(meas.layers[interval[0]]), int(meas.layers[interval[1]]))
                 else:
                     interval, none = None, float("nan")
                 supps.append(Suppression(
                     meas.method, meas.measure, c, m, self.fraction, int(meas.layers[int(pk)]), float(pv),
-                    None if int(first) < 0 else int(meas.layers[int(first)]), interval, none, self.B))
-            # agreement inputs
+                    None if int(first) < 0 else int(meas.layers[int(first)]), interval, none, self.B, mod))
+            # agreement inputs: the first non-text modality measured (the image, where there is one)
+            j = next((j for j, mod in enumerate(MODALITY_COLUMNS) if present[j] and mod != "text"), None)
+            if j is None:
+                continue
             name = _agreement_name(meas)
             if Lp >= 2:
-                col = share[:Lp, 0] if inc[0] else point[:Lp, 0]
+                col = share[:Lp, j] if inc[j] else point[:Lp, j]
                 curves[(c, m)] = (name, meas.layers, col)
             sc = np.full(self.R, np.nan)
             o = Xo[rows]
+            t = MODALITY_COLUMNS.index("text")
             with np.errstate(invalid="ignore", divide="ignore"):
-                if meas.kind == "share" and inc[0]:
+                if meas.kind == "share" and inc[j]:
                     op = np.clip(o, 0, None)
                     den = np.where(inc, op, 0).sum(1)
-                    sc[rows] = op[:, 0] / den
+                    sc[rows] = op[:, j] / den
                 else:
-                    sc[rows] = np.where(np.isfinite(o[:, 1]), o[:, 0] - o[:, 1], o[:, 0])
+                    sc[rows] = np.where(present[t] & np.isfinite(o[:, t]), o[:, j] - o[:, t], o[:, j])
             scores[(c, m)] = (name, sc)
         return tables, supps, curves, scores
 
@@ -492,8 +514,24 @@ def _share_txt(t: ModalityTable) -> str:
     return f"{_fmt(t.overall.share[0])}{ci}"
 
 
-def _derive(C: np.ndarray, inc: np.ndarray, dom_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shares [..., 3] and Δ [...] from contributions C [..., R', 3] (dominant fixed by ``dom_idx`` [R'])."""
+def _ranking(point: np.ndarray, present: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``point [R', K]``: the dominant (largest C⁺) and the underutilized (smallest
+    C⁺) of the ``present`` modalities finite in that row; -1 where fewer than two are measured or
+    none contributes anything (all <= 0). Ties go to the earlier column (image before text)."""
+    cand = present[None, :] & np.isfinite(point)
+    Cp = np.where(cand, np.clip(point, 0.0, None), np.nan)
+    ok = (cand.sum(1) >= 2) & (np.nanmax(np.where(cand, Cp, -np.inf), axis=1) > 0)
+    big = np.where(cand, Cp, -np.inf)
+    small = np.where(cand, Cp, np.inf)
+    dom = np.where(ok, np.argmax(big, axis=1), -1)
+    und = np.where(ok, np.argmin(np.where(np.arange(point.shape[1]) == dom[:, None], np.inf, small), axis=1), -1)
+    return dom, und
+
+
+def _derive(C: np.ndarray, inc: np.ndarray, dom_idx: np.ndarray, und_idx: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Shares [..., K] and Δ [...] from contributions C [..., R', K] (dominant / underutilized
+    fixed by ``dom_idx`` / ``und_idx`` [R'], from the point estimate)."""
     with np.errstate(invalid="ignore", divide="ignore"):
         Cp = np.clip(C, 0.0, None)
         if inc.any():
@@ -501,12 +539,11 @@ def _derive(C: np.ndarray, inc: np.ndarray, dom_idx: np.ndarray) -> tuple[np.nda
             share = np.where(inc, Cp / den, np.nan)
         else:
             share = np.full(C.shape, np.nan)
-        d = np.where(dom_idx >= 0, dom_idx, 0)
-        cols = np.arange(3)
-        dom = np.where(cols == d[:, None], Cp, 0.0).sum(-1)  # broadcasts over a leading resample axis
-        und = np.where(cols == (1 - d)[:, None], Cp, 0.0).sum(-1)
-        dom = np.where(np.isnan(np.take(Cp, 0, -1) + np.take(Cp, 1, -1)), np.nan, dom)
+        d, u = np.where(dom_idx >= 0, dom_idx, 0), np.where(und_idx >= 0, und_idx, 0)
+        dom = np.take_along_axis(Cp, np.broadcast_to(d[:, None], Cp.shape[:-1] + (1,)), -1)[..., 0]
+        und = np.take_along_axis(Cp, np.broadcast_to(u[:, None], Cp.shape[:-1] + (1,)), -1)[..., 0]
         delta = np.where(und > 0, dom / und, np.where(dom > 0, np.inf, np.nan))
+        delta = np.where(np.isnan(dom) | np.isnan(und), np.nan, delta)
         delta = np.where(dom_idx >= 0, delta, np.nan)
     return share, delta
 

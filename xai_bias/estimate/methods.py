@@ -47,7 +47,7 @@ def attention(view: Any) -> Contributions:
     L = mass.shape[1]
     idx = modality_role_index(view.roles)
     head_mean = mass.mean(axis=2, dtype=np.float64)  # [R, L, nr]
-    C = sum_roles(head_mean, idx)  # [R, L, 3]
+    C = sum_roles(head_mean, idx)  # [R, L, n_mod]
     layers = np.arange(L)
     out = Contributions([Measure(
         "attention", "mass", layers, C, nanmean_axis(C, 1), "share", overall_rule="mean over layers",
@@ -57,7 +57,7 @@ def attention(view: Any) -> Contributions:
     if view.per_token and rt is None:
         out.warnings.append("attention: /records/role_tokens absent, per-token mass not reported")
     if view.per_token and rt is not None:
-        cnt = sum_roles(np.asarray(rt, dtype=np.float64), idx)[:, None, :]  # [R, 1, 3]
+        cnt = sum_roles(np.asarray(rt, dtype=np.float64), idx)[:, None, :]  # [R, 1, n_mod]
         with np.errstate(invalid="ignore", divide="ignore"):
             Cpt = np.where(cnt > 0, C / np.where(cnt > 0, cnt, 1.0), np.where(np.isfinite(C), 0.0, np.nan))
         out.measures.append(Measure(
@@ -138,8 +138,8 @@ def shapley(view: Any) -> Contributions:
     v = np.asarray(view.column("attribution/shapley"), dtype=np.float64)  # [R, G]
     groups = _shapley_groups(view, v.shape[1])
     cols, unknown = shapley_group_columns(groups)
-    signed = np.full((v.shape[0], 3), np.nan)
-    for j in range(3):
+    signed = np.full((v.shape[0], len(MODALITY_COLUMNS)), np.nan)
+    for j in range(len(MODALITY_COLUMNS)):
         members = [g for g, c in enumerate(cols) if c == j]
         if members:
             signed[:, j] = v[:, members].sum(1)
@@ -156,8 +156,8 @@ def shapley(view: Any) -> Contributions:
 def knockout(view: Any) -> Contributions:
     ko = np.asarray(view.column("intervention/knockout"), dtype=np.float64)  # [R, L]
     R, L = ko.shape
-    X = np.full((R, L, 3), np.nan)
-    X[:, :, 0] = -ko
+    X = np.full((R, L, len(MODALITY_COLUMNS)), np.nan)
+    X[:, :, MODALITY_COLUMNS.index("image")] = -ko
     img_tokens = _image_tokens(view)
     if img_tokens is not None:
         X[img_tokens == 0] = np.nan  # nothing to knock out: not a measurement
@@ -168,9 +168,16 @@ def knockout(view: Any) -> Contributions:
         units="logprob_change")])
 
 
-def _removal_text(view: Any, partners: dict, modality: str) -> str:
-    conds = [c for c in partners if view.removes(c) == modality]
-    return ", ".join(conds) if conds else "not measured"
+def _removal_text(view: Any, partners: dict) -> str:
+    """"image: mean over text_white, text_only; text: image_only" (the modalities removed)."""
+    parts = []
+    for mod in MODALITY_COLUMNS:
+        conds = [c for c in partners if view.removes(c) == mod]
+        if conds:
+            parts.append(f"{mod}: {'mean over ' if len(conds) > 1 else ''}{', '.join(conds)}")
+    if "text" not in [view.removes(c) for c in partners]:
+        parts.append("text: not measured")
+    return "; ".join(parts)
 
 
 def logit_lens(view: Any) -> Contributions:
@@ -192,13 +199,11 @@ def logit_lens(view: Any) -> Contributions:
                                   view.boot_ci(X, ("logit_lens", "curve", c, m))))
     if view.paired_possible():
         complete, partners = view.pairs()
-        d_img, d_txt, _ = paired_effects(values, complete, letter, partners, view.removes)
-        X = np.stack([d_img, d_txt, np.full_like(d_img, np.nan)], -1)  # [R, L, 3]
+        X, _ = paired_effects(values, complete, letter, partners, view.removes)  # [R, L, n_mod]
         out.measures.append(Measure(
             "logit_lens", "prob drop", np.arange(L), X, nanmean_axis(X, 1), "effect", overall_rule="mean over layers",
             definition="drop of the target letter's logit-lens probability at the layer from 'complete' to "
-                       f"the condition removing the modality (image: mean over {_removal_text(view, partners, 'image')}; "
-                       f"text: {_removal_text(view, partners, 'text')})",
+                       f"the condition removing the modality ({_removal_text(view, partners)})",
             paired=True, units="probability"))
     return out
 
@@ -214,13 +219,11 @@ def ablation(view: Any) -> Contributions:
         lp = lp[:, None]
     letter = view.letters()
     complete, partners = view.pairs()
-    d_img, d_txt, per = paired_effects(lp, complete, letter, partners, view.removes)
-    Xo = np.stack([d_img, d_txt, np.full_like(d_img, np.nan)], -1)  # [R, 3]
+    Xo, per = paired_effects(lp, complete, letter, partners, view.removes)  # [R, n_mod]
     out = Contributions([Measure(
         "ablation", "logprob drop", np.arange(0), Xo[:, None, :][:, :0, :], Xo, "effect", overall_rule="layer-free",
         definition="drop of the target letter's log-prob from 'complete' to the condition removing the modality "
-                   f"(image: mean over {_removal_text(view, partners, 'image')}; "
-                   f"text: {_removal_text(view, partners, 'text')})",
+                   f"({_removal_text(view, partners)})",
         paired=True, units="logprob_change")])
     correct = view.correct.astype(np.float64)
     for m in sorted(set(view.mode[complete]), key=view.mode_order):

@@ -52,7 +52,8 @@ def _table_json(t: ModalityTable) -> dict:
     return {
         "method": t.method, "measure": t.measure, "condition": t.condition, "mode": t.mode,
         "n_samples": t.n_samples, "included": list(t.included), "definition": t.definition,
-        "overall_rule": t.overall_rule, "note": t.note, "units": t.units, "layers": rows,
+        "overall_rule": t.overall_rule, "note": t.note, "units": t.units, "modalities": list(t.modalities),
+        "layers": rows,
         "overall": _overall_json(t.overall),
     }
 
@@ -71,7 +72,7 @@ def estimate_to_json(est: Estimate) -> dict:
             "method": s.method, "measure": s.measure, "condition": s.condition, "mode": s.mode,
             "fraction": s.fraction, "peak_layer": s.peak_layer, "peak_share": _num(s.peak_share),
             "layer": s.layer, "interval": None if s.interval is None else list(s.interval),
-            "no_suppression": _num(s.no_suppression), "n_resamples": s.n_resamples,
+            "no_suppression": _num(s.no_suppression), "n_resamples": s.n_resamples, "modality": s.modality,
         } for s in est.suppression],
         "logit_lens": [{
             "condition": c.condition, "mode": c.mode, "n_samples": c.n_samples,
@@ -129,21 +130,35 @@ def _render(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
 
 
+def _columns(t: ModalityTable) -> tuple[list[int], list[int]]:
+    """Modality columns a table shows: (contributions: the measured modalities + other, in column
+    order; shares: the measured modalities other than the text, e.g. just the image)."""
+    shown = [j for j, m in enumerate(MODALITY_COLUMNS) if m in t.modalities or m == "other"]
+    if not t.modalities:  # a table from an estimate of an older version: image, text, other
+        shown = [j for j, m in enumerate(MODALITY_COLUMNS) if m in ("image", "text", "other")]
+    shares = [j for j in shown if MODALITY_COLUMNS[j] not in ("text", "other") and MODALITY_COLUMNS[j] in t.included]
+    return shown, shares or [MODALITY_COLUMNS.index("image")]
+
+
 def _table_text(t: ModalityTable, est: Estimate) -> list[str]:
+    needs = "two measured modalities" if len(t.modalities) != 2 else "image and text"
     out = [f"== {t.label}  (n = {t.n_samples})",
            f"   C(M): {t.definition}; overall: {t.overall_rule}; shares over "
-           f"{' + '.join(t.included) if t.included else '- (needs image and text)'}"]
+           f"{' + '.join(t.included) if t.included else f'- (needs {needs})'}"]
     if t.note:
         out.append(f"   {t.note}")
-    header = ["layer", "C(image)", "C(text)", "C(other)", "image share [95% CI]", "Δ [95% CI]", "dominant"]
+    shown, shares = _columns(t)
+    header = (["layer"] + [f"C({MODALITY_COLUMNS[j]})" for j in shown]
+              + [f"{MODALITY_COLUMNS[j]} share [95% CI]" for j in shares] + ["Δ [95% CI]", "dominant"])
     rows = []
     for i, layer in enumerate(t.layers):
-        rows.append([_layer(layer), _f(t.contribution[i, 0]), _f(t.contribution[i, 1]), _f(t.contribution[i, 2]),
-                     _ci(t.share[i, 0], t.share_ci[i, 0], ".3f"), _ci(t.delta[i], t.delta_ci[i], ".3g"),
-                     t.dominant[i] or "-"])
+        rows.append([_layer(layer)] + [_f(t.contribution[i, j]) for j in shown]
+                    + [_ci(t.share[i, j], t.share_ci[i, j], ".3f") for j in shares]
+                    + [_ci(t.delta[i], t.delta_ci[i], ".3g"), t.dominant[i] or "-"])
     o = t.overall
-    rows.append(["overall", _f(o.contribution[0]), _f(o.contribution[1]), _f(o.contribution[2]),
-                 _ci(o.share[0], o.share_ci[0], ".3f"), _ci(o.delta, o.delta_ci, ".3g"), o.dominant or "-"])
+    rows.append(["overall"] + [_f(o.contribution[j]) for j in shown]
+                + [_ci(o.share[j], o.share_ci[j], ".3f") for j in shares]
+                + [_ci(o.delta, o.delta_ci, ".3g"), o.dominant or "-"])
     out += ["   " + s for s in _render(header, rows)]
     for s in est.suppression:
         if (s.method, s.measure, s.condition, s.mode) == (t.method, t.measure, t.condition, t.mode):
@@ -151,14 +166,16 @@ def _table_text(t: ModalityTable, est: Estimate) -> list[str]:
             iv = "-" if s.interval is None else f"[{_layer(s.interval[0])}, {_layer(s.interval[1])}]"
             boot = (f"; {100 * (1 - est.alpha):g}% CI {iv}; no suppression in "
                     f"{_f(100 * s.no_suppression, '.1f')}% of resamples") if s.n_resamples else ""
-            out.append(f"   suppression layer: {where} (image share peaks at {_f(s.peak_share, '.3f')} in layer "
+            what = "suppression layer" if s.modality == "image" else f"{s.modality} suppression layer"
+            out.append(f"   {what}: {where} ({s.modality} share peaks at {_f(s.peak_share, '.3f')} in layer "
                        f"{_layer(s.peak_layer)}; first later layer below {s.fraction:g} × peak){boot}")
     return out
 
 
 def format_estimate(est: Estimate) -> str:
-    """Readable report: one per-layer table per method × measure × condition × mode (layer,
-    C(image), C(text), C(other), image share with CI, Δ with CI, dominant), the suppression layer,
+    """Readable report: one per-layer table per method × measure × condition × mode (layer, C(M)
+    of each measured modality and of other, the non-text shares with CI (the image share in an
+    image-text study), Δ with CI, dominant), the suppression layer,
     logit-lens curves, the ablation table, the agreement table and the warnings."""
     out = [f"modality contributions — {est.source}" + (f" — model {est.model_id}" if est.model_id else ""),
            f"records: {est.n_records} ({est.n_excluded} excluded: status not ok); methods: "
@@ -215,18 +232,21 @@ def format_estimate_latex(est: Estimate) -> str:
     out = [f"% modality contributions of {_tex(est.source)}; {est.n_bootstrap} bootstrap resamples, "
            f"{100 * (1 - est.alpha):g}% percentile intervals"]
     for t in est.tables:
+        shown, shares = _columns(t)
+        head = (["layer"] + [f"$C(\\text{{{MODALITY_COLUMNS[j]}}})$" for j in shown]
+                + [f"{MODALITY_COLUMNS[j]} share" for j in shares] + ["$\\Delta$ (dominant)"])
         out += [r"\begin{table}[t]\centering\small",
-                r"\begin{tabular}{lrrrll}\toprule",
-                r"layer & $C(\text{image})$ & $C(\text{text})$ & $C(\text{other})$ & image share & $\Delta$ (dominant) \\\midrule"]
-        rows = [(_layer(layer), t.contribution[i], t.share[i, 0], t.share_ci[i, 0], t.delta[i], t.delta_ci[i],
+                r"\begin{tabular}{l" + "r" * len(shown) + "l" * (len(shares) + 1) + r"}\toprule",
+                " & ".join(head) + r" \\\midrule"]
+        rows = [(_layer(layer), t.contribution[i], t.share[i], t.share_ci[i], t.delta[i], t.delta_ci[i],
                  t.dominant[i]) for i, layer in enumerate(t.layers)]
         o = t.overall
-        rows.append(("overall", o.contribution, o.share[0], o.share_ci[0], o.delta, o.delta_ci, o.dominant))
-        for i, (lab, c, sh, shci, d, dci, dom) in enumerate(rows):
+        rows.append(("overall", o.contribution, o.share, o.share_ci, o.delta, o.delta_ci, o.dominant))
+        for lab, c, sh, shci, d, dci, dom in rows:
             if lab == "overall" and len(rows) > 1:
                 out.append(r"\midrule")
-            out.append(f"{lab} & {_f(c[0])} & {_f(c[1])} & {_f(c[2])} & {_tex_ci(sh, shci, '.3f')} & "
-                       f"{_tex_ci(d, dci, '.3g')} ({dom or '--'}) \\\\")
+            cells = [lab] + [_f(c[j]) for j in shown] + [_tex_ci(sh[j], shci[j], ".3f") for j in shares]
+            out.append(" & ".join(cells) + f" & {_tex_ci(d, dci, '.3g')} ({dom or '--'}) \\\\")
         out += [r"\bottomrule\end{tabular}",
                 f"\\caption{{{_tex(t.label)} ($n={t.n_samples}$): {_tex(t.definition)}; overall: "
                 f"{_tex(t.overall_rule)}.}}", r"\end{table}", ""]

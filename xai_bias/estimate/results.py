@@ -1,9 +1,11 @@
 """Result types of the estimator (frozen dataclasses; arrays are read-only numpy arrays).
 
 Every interval is a 95 % (``1 - alpha``) percentile bootstrap interval over samples: ``[..., 2]``
-holding (low, high). Columns over modalities always follow ``MODALITY_COLUMNS`` =
-("image", "text", "other"); "other" (sink + template) is always reported but enters the shares
-only when ``include_other`` was set. Δ always compares image and text.
+holding (low, high). Columns over modalities always follow ``MODALITY_COLUMNS`` = the keys of
+``types.MODALITIES`` (image, text, other, video, audio); "other" (sink + template) is always
+reported but enters the shares only when ``include_other`` was set. A table measures the content
+modalities its records hold (``ModalityTable.modalities``); the others are NaN. Δ = C(dominant) /
+C(underutilized) among those (image vs text in an image-text study).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Any
 
 import numpy as np
 
-MODALITY_COLUMNS: tuple[str, ...] = ("image", "text", "other")
+from ..types import MODALITIES
+
+MODALITY_COLUMNS: tuple[str, ...] = tuple(MODALITIES)
 
 
 def _ro(a) -> np.ndarray:
@@ -35,19 +39,19 @@ class _Frozen:
 class Overall(_Frozen):
     """The layer-free summary of one table (see ``ModalityTable.overall_rule``).
 
-    contribution: [3] mean C(M) per modality column · contribution_ci: [3, 2]
-    share: [3] C(M) / sum over the included modalities (NaN for excluded ones) · share_ci: [3, 2]
-    delta: Δ = C(dominant) / C(underutilized) between image and text (contributions clipped at 0;
-    inf when the underutilized one is <= 0; NaN when not measurable) · delta_ci: [2]
+    contribution: [K] mean C(M) per modality column · contribution_ci: [K, 2]
+    share: [K] C(M) / sum over the included modalities (NaN for excluded ones) · share_ci: [K, 2]
+    delta: Δ = C(dominant) / C(underutilized) among the measured modalities (contributions clipped
+    at 0; inf when the underutilized one is <= 0; NaN when not measurable) · delta_ci: [2]
     """
 
-    contribution: np.ndarray  # [3]
-    contribution_ci: np.ndarray  # [3, 2]
-    share: np.ndarray  # [3]
-    share_ci: np.ndarray  # [3, 2]
+    contribution: np.ndarray  # [K]
+    contribution_ci: np.ndarray  # [K, 2]
+    share: np.ndarray  # [K]
+    share_ci: np.ndarray  # [K, 2]
     delta: float
     delta_ci: np.ndarray  # [2]
-    dominant: str  # "image" | "text" | "" (not measurable)
+    dominant: str  # a modality name, "" when not measurable
     underutilized: str
 
 
@@ -57,7 +61,7 @@ class ModalityTable(_Frozen):
 
     layers: [L'] int layer index of each row (-1 = the input embeddings row of IG); empty for
     layer-free methods (Shapley, ablation), which have only ``overall``.
-    contribution: [L', 3] · contribution_ci: [L', 3, 2] · share: [L', 3] · share_ci: [L', 3, 2]
+    contribution: [L', K] · contribution_ci: [L', K, 2] · share: [L', K] · share_ci: [L', K, 2]
     delta: [L'] · delta_ci: [L', 2] · dominant: L' names (dominant per layer, by point estimate;
     the Δ interval keeps that orientation, so a lower bound below 1 means the ranking is uncertain).
     """
@@ -69,10 +73,10 @@ class ModalityTable(_Frozen):
     n_samples: int
     included: tuple[str, ...]  # modalities in the share denominator
     layers: np.ndarray  # [L']
-    contribution: np.ndarray  # [L', 3]
-    contribution_ci: np.ndarray  # [L', 3, 2]
-    share: np.ndarray  # [L', 3]
-    share_ci: np.ndarray  # [L', 3, 2]
+    contribution: np.ndarray  # [L', K]
+    contribution_ci: np.ndarray  # [L', K, 2]
+    share: np.ndarray  # [L', K]
+    share_ci: np.ndarray  # [L', K, 2]
     delta: np.ndarray  # [L']
     delta_ci: np.ndarray  # [L', 2]
     dominant: tuple[str, ...]  # [L']
@@ -81,6 +85,7 @@ class ModalityTable(_Frozen):
     definition: str  # what C(M) means for this method
     note: str = ""
     units: str = ""  # of the contributions (xai_bias.instruments.UNITS), e.g. "logprob_change"
+    modalities: tuple[str, ...] = ()  # the content modalities measured (present in the records)
 
     @property
     def label(self) -> str:
@@ -90,8 +95,9 @@ class ModalityTable(_Frozen):
 
 @dataclass(frozen=True)
 class Suppression(_Frozen):
-    """Where the image share fades: the first layer after the image share's peak at which it
-    falls below ``fraction`` × peak (None when it never does).
+    """Where a modality's share fades (``modality``: the image, or video / audio): the first
+    layer after that share's peak at which it falls below ``fraction`` × peak (None when it never
+    does).
 
     interval: (low, high) percentile interval of that layer over the bootstrap resamples that
     show suppression (None when none does); no_suppression: fraction of resamples without one.
@@ -108,6 +114,7 @@ class Suppression(_Frozen):
     interval: tuple[int, int] | None
     no_suppression: float
     n_resamples: int
+    modality: str = "image"
 
 
 @dataclass(frozen=True)
@@ -139,7 +146,7 @@ class AblationRow(_Frozen):
 
     mode: str
     condition: str
-    removes: str  # "image" | "text"
+    removes: str  # the modality the condition removes (image, text, video, audio)
     n_pairs: int
     logprob_drop: float
     logprob_drop_ci: np.ndarray  # [2]

@@ -12,8 +12,8 @@ from .data import MissingData, Source
 
 
 def layer_tables(est: Any, condition: str = "complete", mode: str | None = None) -> dict[str, Any]:
-    """method -> the first per-layer ModalityTable of ``condition`` (× ``mode``) whose image share
-    has a finite value (methods in the estimate's order)."""
+    """method -> the first per-layer ModalityTable of ``condition`` (× ``mode``) that has a finite
+    share (methods in the estimate's order)."""
     out: dict[str, Any] = {}
     if est is None:
         return out
@@ -23,7 +23,7 @@ def layer_tables(est: Any, condition: str = "complete", mode: str | None = None)
         layers = np.asarray(t.layers)
         if layers.size < 2:
             continue
-        if not np.isfinite(np.asarray(t.share, dtype=float)[:, 0]).any():
+        if not np.isfinite(np.asarray(t.share, dtype=float)).any():
             continue
         out[t.method] = t
     return out
@@ -90,3 +90,12 @@ def legend_below(fig, handles, labels, ncol: int | None = None) -> None:
         return
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol or min(len(labels), 4),
                frameon=False, columnspacing=1.2, handlelength=1.8)
+
+
+def primary_modality(t: Any) -> int:
+    """Column of the modality a figure follows for a table: the first measured modality other
+    than the text (the image in an image-text study)."""
+    from ..estimate.results import MODALITY_COLUMNS
+
+    mods = [m for m in getattr(t, "modalities", ()) if m != "text"] or ["image"]
+    return MODALITY_COLUMNS.index(mods[0])

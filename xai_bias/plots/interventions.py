@@ -87,7 +87,7 @@ def interventions(source: Source, mode: str | None = None) -> Figure:
                 ax.set_title("logit lens")
             if n == 2:
                 S.panel_label(ax, "ab"[k])
-        handles, labels = {}, []
+        handles: dict = {}
         for ax in axes:  # one legend for both panels, below them, off the curves
             for h, lab in zip(*ax.get_legend_handles_labels()):
                 handles.setdefault(lab, h)

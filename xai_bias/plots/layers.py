@@ -12,7 +12,9 @@ from matplotlib.lines import Line2D
 
 from . import style as S
 from ._common import (condition_label, grid_shape, layer_axis, layer_tables, legend_below, method_label,
+                      primary_modality,
                       pick_mode, require, suppression_layer_value, suppression_of)
+from ..estimate.results import MODALITY_COLUMNS
 from .data import Source, short_label
 
 
@@ -31,8 +33,16 @@ def _all_layers(sources: Sequence[Source], method: str, condition: str, mode: st
     return np.unique(np.concatenate(got)) if got else np.zeros(0)
 
 
+def _share_modalities(t) -> list[str]:
+    """The modalities whose shares a table has (image and text in an image-text study)."""
+    from ..estimate.results import MODALITY_COLUMNS
+
+    return [m for m in MODALITY_COLUMNS if m in t.included and m != "other"]
+
+
 def layer_contributions(sources: Sequence[Source], condition: str = "complete", mode: str | None = None) -> Figure:
-    """Fig. 1: image and text shares per layer (95 % bootstrap bands), one panel per method."""
+    """Fig. 1: each measured modality's share per layer (95 % bootstrap bands), one panel per
+    method (image and text in an image-text study)."""
     mode = mode or pick_mode(sources)
     methods = _methods(sources, condition, mode)
     require(bool(methods), f"layer-wise contributions: no per-layer method (attention, ig) for "
@@ -43,6 +53,7 @@ def layer_contributions(sources: Sequence[Source], condition: str = "complete", 
         fig = S.new_figure(width, 1.75 * rows + 0.45)
         axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         multi = len(sources) > 1
+        seen: dict[str, None] = {}
         for k, method in enumerate(methods):
             ax = axes.flat[k]
             for j, src in enumerate(sources):
@@ -51,10 +62,12 @@ def layer_contributions(sources: Sequence[Source], condition: str = "complete", 
                     continue
                 x = np.asarray(t.layers, float)
                 ls = S.MODEL_LINESTYLES[j % len(S.MODEL_LINESTYLES)]
-                for mi, mod in enumerate(("image", "text")):
+                for mod in _share_modalities(t):
+                    mi = MODALITY_COLUMNS.index(mod)
+                    seen.setdefault(mod, None)
                     y = 100 * np.asarray(t.share, float)[:, mi]
                     ci = 100 * np.asarray(t.share_ci, float)[:, mi]
-                    c = S.MODALITY_COLORS[mod]
+                    c = S.MODALITY_COLORS.get(mod, S.color_cycle(mi))
                     ax.fill_between(x, ci[:, 0], ci[:, 1], color=c, alpha=0.18 if not multi else 0.12,
                                     linewidth=0)
                     ax.plot(x, y, ls, color=c, marker=S.MODEL_MARKERS[j % 4] if len(x) <= 12 else None)
@@ -63,11 +76,10 @@ def layer_contributions(sources: Sequence[Source], condition: str = "complete", 
             ax.set_title(method_label(method))
             layer_axis(ax, _all_layers(sources, method, condition, mode), embeddings_row=method == "ig")
             if k % cols == 0:
-                ax.set_ylabel("share of image + text (%)")
+                ax.set_ylabel(f"share of {' + '.join(seen) or 'the modalities'} (%)")
         for ax in list(axes.flat)[len(methods):]:
             ax.set_visible(False)
-        handles = [Line2D([], [], color=S.MODALITY_COLORS["image"], label="image"),
-                   Line2D([], [], color=S.MODALITY_COLORS["text"], label="text")]
+        handles = [Line2D([], [], color=S.MODALITY_COLORS.get(mod, "black"), label=mod) for mod in seen]
         if multi:
             handles += [Line2D([], [], color="black", ls=S.MODEL_LINESTYLES[j % 4],
                                marker=S.MODEL_MARKERS[j % 4], label=short_label(s.label))
@@ -79,26 +91,42 @@ def layer_contributions(sources: Sequence[Source], condition: str = "complete", 
     return fig
 
 
+def ratio_pair(t) -> tuple[str, str] | None:
+    """(a, b) when the table compares exactly two modalities (a the non-text one): the curve is
+    C(a)/C(b); None with three or more (the curve is then Δ itself)."""
+    mods = _share_modalities(t)
+    if len(mods) != 2:
+        return None
+    a = next((m for m in mods if m != "text"), mods[0])
+    return a, next(m for m in mods if m != a)
+
+
 def _ratio_curve(t) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """C(image)/C(text) per layer and its interval, from the table's Δ (dominant/underutilized)."""
+    """C(a)/C(b) of the table's two modalities (``ratio_pair``) per layer and its interval, from
+    the table's Δ (dominant/underutilized); with more modalities, Δ itself."""
     x = np.asarray(t.layers, float)
     delta = np.asarray(t.delta, float)
     ci = np.asarray(t.delta_ci, float)
+    pair = ratio_pair(t)
+    if pair is None:
+        return x, delta, ci
     dom = list(t.dominant)
     r = np.full(len(x), np.nan)
     lo, hi = np.full(len(x), np.nan), np.full(len(x), np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
         for i, d in enumerate(dom):
-            if d == "image":
+            if d == pair[0]:
                 r[i], lo[i], hi[i] = delta[i], ci[i, 0], ci[i, 1]
-            elif d == "text":
+            elif d == pair[1]:
                 r[i], lo[i], hi[i] = 1 / delta[i], 1 / ci[i, 1], 1 / ci[i, 0]
     return x, r, np.stack([lo, hi], -1)
 
 
 def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode: str | None = None) -> Figure:
     """Fig. 2: the imbalance C(image)/C(text) per layer on a log scale (Δ = 1 line, the
-    suppression layer marked), one panel per method; several traces overlaid by colour."""
+    suppression layer marked), one panel per method; several traces overlaid by colour. With two
+    other modalities (audio/text, video/text) the same ratio of that pair; with three or more
+    modalities, Δ = C(dominant)/C(underutilized) itself."""
     mode = mode or pick_mode(sources)
     methods = _methods(sources, condition, mode)
     require(bool(methods), f"Δ per layer: no per-layer method (attention, ig) for condition "
@@ -110,6 +138,7 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
         axes = fig.subplots(rows, cols, squeeze=False, sharey=True)
         multi = len(sources) > 1
         lo_all, hi_all = [], []
+        pairs: dict[tuple[str, str] | None, None] = {}
         for k, method in enumerate(methods):
             ax = axes.flat[k]
             ax.set_yscale("log")
@@ -119,6 +148,7 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
                 if t is None:
                     continue
                 x, r, ci = _ratio_curve(t)
+                pairs.setdefault(ratio_pair(t), None)
                 c = S.model_color(j) if multi else S.method_color(method, k)
                 fin = r[np.isfinite(r) & (r > 0)]
                 lo_all += fin.tolist()
@@ -136,7 +166,9 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
             ax.set_title(method_label(method))
             layer_axis(ax, _all_layers(sources, method, condition, mode), embeddings_row=method == "ig")
             if k % cols == 0:
-                ax.set_ylabel("C(image) / C(text) (ratio, log)")
+                pair = next(iter(pairs), ("image", "text")) if len(pairs) == 1 else None
+                ax.set_ylabel(f"C({pair[0]}) / C({pair[1]}) (ratio, log)" if pair else
+                              "Δ = C(dominant) / C(underutilized) (log)")
         for ax in list(axes.flat)[len(methods):]:
             ax.set_visible(False)
         if lo_all:
@@ -147,12 +179,14 @@ def delta_per_layer(sources: Sequence[Source], condition: str = "complete", mode
             for ax in axes.flat:
                 ax.set_ylim(min(lo, mid / 10 ** (span / 2)), max(hi, mid * 10 ** (span / 2)))
         ax0 = axes.flat[0]
-        ax0.annotate("image\ndominant ↑", xy=(1, 1), xycoords=("axes fraction", "data"), xytext=(-2, 3),
-                     textcoords="offset points", ha="right", va="bottom", fontsize=6.5,
-                     color="#444444")
-        ax0.annotate("text\ndominant ↓", xy=(1, 1), xycoords=("axes fraction", "data"), xytext=(-2, -3),
-                     textcoords="offset points", ha="right", va="top", fontsize=6.5,
-                     color="#444444")
+        pair = next(iter(pairs)) if len(pairs) == 1 else None
+        if pair is not None:
+            ax0.annotate(f"{pair[0]}\ndominant ↑", xy=(1, 1), xycoords=("axes fraction", "data"), xytext=(-2, 3),
+                         textcoords="offset points", ha="right", va="bottom", fontsize=6.5,
+                         color="#444444")
+            ax0.annotate(f"{pair[1]}\ndominant ↓", xy=(1, 1), xycoords=("axes fraction", "data"), xytext=(-2, -3),
+                         textcoords="offset points", ha="right", va="top", fontsize=6.5,
+                         color="#444444")
         handles = []
         if multi:
             handles = [Line2D([], [], color=S.model_color(j), ls=S.MODEL_LINESTYLES[j % 4],
@@ -174,14 +208,17 @@ def _agreement_curves(est, condition: str, mode: str) -> dict[str, tuple[np.ndar
     image contribution of per-layer methods without shares (knockout: log-prob drop, nats)."""
     out: dict[str, tuple[np.ndarray, np.ndarray, str]] = {}
     for m, t in layer_tables(est, condition, mode).items():
-        out[m] = (np.asarray(t.layers), 100 * np.asarray(t.share, float)[:, 0], f"{method_label(m)}: image share (%)")
+        j = primary_modality(t)
+        out[m] = (np.asarray(t.layers), 100 * np.asarray(t.share, float)[:, j],
+                  f"{method_label(m)}: {MODALITY_COLUMNS[j]} share (%)")
     for t in getattr(est, "tables", ()) or ():
         if t.method in out or t.condition != condition or t.mode != mode or np.asarray(t.layers).size < 2:
             continue
-        c = np.asarray(t.contribution, float)[:, 0]
+        j = primary_modality(t)
+        c = np.asarray(t.contribution, float)[:, j]
         if np.isfinite(c).sum() >= 3:
             unit = UNIT_WORDS.get(t.units, t.units or "units")
-            out[t.method] = (np.asarray(t.layers), c, f"{t.method}: image {t.measure} ({unit})")
+            out[t.method] = (np.asarray(t.layers), c, f"{t.method}: {MODALITY_COLUMNS[j]} {t.measure} ({unit})")
     return out
 
 
@@ -226,16 +263,18 @@ def method_agreement(source: Source, condition: str = "complete", mode: str | No
             for m, t in tables.items():
                 x = np.asarray(t.layers, float)
                 c = S.method_color(m)
-                ci = 100 * np.asarray(t.share_ci, float)[:, 0]
+                j = primary_modality(t)
+                ci = 100 * np.asarray(t.share_ci, float)[:, j]
                 ax.fill_between(x, ci[:, 0], ci[:, 1], color=c, alpha=0.15, linewidth=0)
-                ax.plot(x, 100 * np.asarray(t.share, float)[:, 0], color=c, label=method_label(m))
-            ax.set_ylabel("image share (%)")
+                ax.plot(x, 100 * np.asarray(t.share, float)[:, j], color=c, label=method_label(m))
+            ax.set_ylabel(f"{MODALITY_COLUMNS[primary_modality(next(iter(tables.values())))]} share (%)")
             layer_axis(ax, x)
             ax.set_ylim(-2, 102)
             ax.legend(loc="upper right", fontsize=6.5)
         else:
             ax.axis("off")
-        ax.set_title("image share per layer")
+        ax.set_title(f"{MODALITY_COLUMNS[primary_modality(next(iter(tables.values())))] if tables else 'image'} "
+                     "share per layer")
         S.panel_label(ax, next(letters))
         # (b) rho matrix
         ax = fig.add_subplot(gs[0, 1])

@@ -46,7 +46,8 @@ _CYCLE = ["blue", "vermillion", "green", "orange", "purple", "sky", "black", "ye
 CYCLE: tuple[str, ...] = tuple(OKABE_ITO[c] for c in _CYCLE)
 
 #: Colour per modality (image / text / other).
-MODALITY_COLORS = {"image": OKABE_ITO["blue"], "text": OKABE_ITO["vermillion"], "other": OKABE_ITO["grey"]}
+MODALITY_COLORS = {"image": OKABE_ITO["blue"], "text": OKABE_ITO["vermillion"], "other": OKABE_ITO["grey"],
+                   "video": OKABE_ITO["green"], "audio": OKABE_ITO["purple"]}
 #: Line styles that tell traces (models) apart when they are overlaid.
 MODEL_LINESTYLES = ("-", "--", ":", "-.")
 MODEL_MARKERS = ("o", "s", "^", "D")
