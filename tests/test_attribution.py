@@ -416,7 +416,7 @@ def test_unknown_baseline_and_groups():
 
     with pytest.raises(UsageError, match="--ig-baseline must be one of mean, white, black, noise"):
         MethodSettings.build(ig={"baseline": "zero"})
-    with pytest.raises(UsageError, match="--groups must be one of 2, 3"):
+    with pytest.raises(UsageError, match="--groups must be one of modalities, split, 2, 3"):
         MethodSettings.build(shapley={"groups": 4})
     with pytest.raises(UsageError, match="--ig-steps must be a number >= 1"):
         MethodSettings.build(ig={"steps": 0})

@@ -445,8 +445,14 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
 
     from .store import TraceWriter
 
+    from .conditions import run_modalities
+
     runner = Runner(vlm, config)
     items = work_items(sample_set.samples[: config.limit] if config.limit else sample_set.samples, config)
+    # from the whole sample set, so that every shard of a distributed run agrees
+    shown = run_modalities(sample_set.samples, config.conditions)
+    for method in runner.methods:
+        method.prepare(shown)
     out = Path(config.out)
     written = failed = 0
     stop = _StopFlag()
