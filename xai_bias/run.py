@@ -232,9 +232,14 @@ class _StopFlag:
 
 
 def _record_meta(sample: Sample) -> dict[str, Any]:
-    """The sample's metadata plus where its images are (figures lay attention over them)."""
+    """The sample's metadata plus where its images (and video / audio clips) are (figures lay
+    attention over them)."""
     meta = dict(sample.meta)
     meta.setdefault("images", [str(p) for p in sample.images])
+    if sample.videos:
+        meta.setdefault("videos", [str(p) for p in sample.videos])
+    if sample.audios:
+        meta.setdefault("audios", [str(p) for p in sample.audios])
     return meta
 
 
