@@ -23,8 +23,10 @@ from .families import Family
 
 
 def processor_class(family: Family) -> type:
-    """The family's processor class, with the family's quirks (``Family.processor_quirks``)."""
-    return _processor_class(family.processor_class, tuple(family.processor_quirks))
+    """The family's processor class, with the family's quirks (``Family.processor_quirks``; a
+    family with a PIL video processor also gets ``pil_video``)."""
+    quirks = tuple(family.processor_quirks) + (("pil_video",) if family.video_processor_class else ())
+    return _processor_class(family.processor_class, quirks)
 
 
 @functools.lru_cache(maxsize=None)
@@ -82,7 +84,24 @@ def _plain_layout(base: type) -> dict[str, Any]:
     return {"prepare_inputs_layout": prepare_inputs_layout, "validate_inputs": validate_inputs}
 
 
-QUIRKS = {"no_video": _no_video, "plain_layout": _plain_layout}
+def _pil_video(base: type) -> dict[str, Any]:
+    """Accept a torchvision-free video processor (``video_processors``): transformers looks the
+    expected ``VideoProcessorMixin`` up in a video-processor mapping that, without torchvision,
+    is a placeholder."""
+    from transformers.video_processing_utils import VideoProcessorMixin
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(f"Received a {type(argument).__name__} for argument video_processor, but a "
+                                "VideoProcessorMixin was expected.")
+            return VideoProcessorMixin
+        return ProcessorMixin.check_argument_for_proper_class(self, argument_name, argument)
+
+    return {"check_argument_for_proper_class": check_argument_for_proper_class}
+
+
+QUIRKS = {"no_video": _no_video, "plain_layout": _plain_layout, "pil_video": _pil_video}
 
 
 def _no_num2words(*args, **kwargs):
