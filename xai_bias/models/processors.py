@@ -127,8 +127,11 @@ def processor_init_kwargs(family: Family, saved: dict[str, Any]) -> dict[str, An
 def build_processor(family: Family, tokenizer, image_processor, chat_template: str | None,
                     saved: dict[str, Any] | None = None, video_processor=None, feature_extractor=None):
     """The family's processor from its parts; ``saved``: processor config. Only the parts the
-    processor's __init__ takes are passed (an audio family has no image processor)."""
+    processor's __init__ takes are passed (an audio family has no image processor); a family
+    with a PIL video processor gets one with its defaults when none is given."""
     cls = processor_class(family)
+    if video_processor is None:
+        video_processor = _video_processor(family, {})
     kwargs = processor_init_kwargs(family, saved or {})
     params = inspect.signature(cls.__init__).parameters
     parts = {"image_processor": image_processor, "video_processor": video_processor,
