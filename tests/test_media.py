@@ -239,6 +239,22 @@ def test_qwen_video_layout_matches_transformers_patchify():
     np.testing.assert_array_equal(still, ip(images=[frames[0]], return_tensors="np")["pixel_values"])
 
 
+def test_onevision_video_frames_are_the_image_base_patch():
+    import transformers
+    from PIL import Image
+
+    from xai_bias.models.video_processors import OnevisionVideoProcessorPil
+
+    frames = [Image.fromarray(f) for f in moving_frames(2, n=2, size=(56, 48))]
+    got = OnevisionVideoProcessorPil(size={"height": 28, "width": 28})([frames], return_tensors="np")
+    ip = transformers.LlavaOnevisionImageProcessorPil(size={"height": 28, "width": 28}, image_mean=[0.5] * 3,
+                                                      image_std=[0.5] * 3,
+                                                      image_grid_pinpoints=[[28, 28], [28, 56], [56, 28], [56, 56]])
+    assert got["pixel_values_videos"].shape == (1, 2, 3, 28, 28)
+    for t, f in enumerate(frames):  # the image path's first patch is the whole frame resized
+        np.testing.assert_array_equal(got["pixel_values_videos"][0, t], ip(images=[f], return_tensors="np")["pixel_values"][0, 0])
+
+
 # ---------------------------------------------------------------------------------------------
 # roles, forward, silence
 
@@ -253,7 +269,8 @@ def _audio_view(seed=0, seconds=0.5):
                       audios=(AudioClip(tone(seed, seconds)),))
 
 
-@pytest.mark.parametrize("arch, kind", [("qwen2_5_vl", "video"), ("qwen2_vl", "video"), ("qwen2_audio", "audio")])
+@pytest.mark.parametrize("arch, kind", [("qwen2_5_vl", "video"), ("qwen2_vl", "video"), ("llava_onevision", "video"),
+                                        ("qwen2_audio", "audio")])
 def test_clip_roles_are_the_inserted_placeholders_and_the_clip_counts(arch, kind):
     from xai_bias.models import collate, encode, forward
 
@@ -263,7 +280,9 @@ def test_clip_roles_are_the_inserted_placeholders_and_the_clip_counts(arch, kind
     ids = enc.input_ids.numpy()
     own = getattr(vlm.sites, f"{kind}_token_ids")
     assert set(enc.roles.positions(kind)) == set(np.flatnonzero(np.isin(ids, own)))
-    if kind == "video":  # 4 frames -> 2 temporal slots of (56/28)^2 merged patches
+    if arch == "llava_onevision":  # 4 frames of 1 pooled token (28 px / 14, pooled 2x2) + the newline
+        assert enc.media.video_slots == (4,) and enc.roles.counts()[ROLE_INDEX["video"]] == 4 + 1
+    elif kind == "video":  # 4 frames -> 2 temporal slots of (56/28)^2 merged patches
         assert enc.media.video_slots == (2,) and enc.roles.counts()[ROLE_INDEX["video"]] == 2 * 4
     else:  # 0.5 s -> 50 mel frames -> 25 after the stride-2 conv -> 12 after the stride-2 pooling
         assert enc.roles.counts()[ROLE_INDEX["audio"]] == 12 and enc.media.audio_samples == (8000,)

@@ -210,13 +210,15 @@ def video_frames(source: Source, sample: str | None = None, videos: Mapping[str,
                     ax.set_ylabel(f"layer {layer}")
         ax = fig.add_subplot(gs[-1, :])
         x = np.arange(1, slots + 1)
+        top = 0.0
         for layer in layers:
             mass = [float(np.nansum(att[layer, s * per : (s + 1) * per])) for s in range(slots)]
+            top = max(top, max(mass))
             ax.plot(x, mass, marker="o", label=f"layer {layer}")
         ax.set_xticks(x)
         ax.set_xlabel(f"temporal slot ({frames_per_slot} frame(s) each, in order)")
         ax.set_ylabel("attention mass")
-        ax.set_ylim(bottom=0)
+        ax.set_ylim(0, 1.3 * top if top > 0 else 1.0)
         ax.legend(frameon=False, ncol=len(layers))
         if im is not None:
             cb = fig.colorbar(im, ax=fig.axes[:-1], shrink=0.8, aspect=25, pad=0.01)
