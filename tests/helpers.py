@@ -57,14 +57,16 @@ def moving_frames(seed: int, n: int = 4, size: tuple[int, int] = (56, 56)) -> np
     return frames
 
 
-def media_kind(arch: str) -> str:
-    """The first non-text modality family ``arch`` takes ("image" for the image families)."""
+def media_kind(arch) -> str:
+    """The first non-text modality family ``arch`` (a name or a ``Family``) takes ("image" for
+    the image families)."""
     from xai_bias.models import FAMILIES
 
-    return FAMILIES.get(arch).modalities[0]
+    family = FAMILIES.get(arch) if isinstance(arch, str) else arch
+    return family.modalities[0]
 
 
-def family_view(view, arch: str):
+def family_view(view, arch):
     """``view`` as family ``arch`` can be shown it: unchanged when it takes images, else every
     image becomes a clip of the family's modality (a tone / a moving square), placeholders dropped."""
     import dataclasses
@@ -83,7 +85,7 @@ def family_view(view, arch: str):
     return dataclasses.replace(view, question=question, images=(), **{f"{kind}s": clips})
 
 
-def family_sample(sample, arch: str, folder: Path):
+def family_sample(sample, arch, folder: Path):
     """``sample`` with its images turned into clip files of family ``arch``'s modality."""
     import dataclasses
     import re

@@ -249,7 +249,7 @@ def _generation_matches(vlm, n_new: int = 4) -> list[float]:
 
     from tests.helpers import family_view
 
-    encs = [encode(vlm, family_view(v, vlm.family.name)) for v in VIEWS]
+    encs = [encode(vlm, family_view(v, vlm.family)) for v in VIEWS]
     batch = collate(vlm, encs)
     inputs = {k: v for k, v in batch.inputs.items() if k != "position_ids"}
     with torch.no_grad():

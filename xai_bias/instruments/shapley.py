@@ -6,8 +6,8 @@ a function of the decoder's merged input embeddings.
 ``shapley`` → ``attribution/shapley [n_groups]``: exact Shapley values of ``f`` over modality
 groups, from all 2^k coalitions (k <= 5, 32 coalitions) evaluated in batched forward passes.
 ``--groups`` (``shapley_groups``): ``modalities`` (default) — one group per non-text modality
-the run shows (image, video, audio: ``Method.prepare``; the family's modalities when used
-alone) plus text (question + options + instruction); ``split`` — the same with the text split
+the run shows (image, video, audio: ``Method.prepare``; used alone: image, or an audio
+family's audio — ``default_modalities``) plus text (question + options + instruction); ``split`` — the same with the text split
 into question / options (+ instruction); ``2`` — image / text and ``3`` — image / question /
 options, as before (an image-only run's ``modalities`` is ``2``). A group that is absent has the
 baseline at its positions: the mean embedding for text, and, under a condition-image baseline,
@@ -44,6 +44,16 @@ GROUP_FORMS = ("modalities", "split", "2", "3")
 MAX_GROUPS = 5
 _TEXT = {"modalities": (("text", ("question", "options", "instruction")),),
          "split": (("question", ("question",)), ("options", ("options", "instruction")))}
+
+
+def default_modalities(vlm: Any) -> tuple[str, ...]:
+    """The modalities of the groups when a run has not said which it shows (``Method.prepare``):
+    image for a family that takes images (as before video and audio), else the family's own
+    (an audio family: audio); image for a bare decoder stand-in."""
+    family = getattr(vlm, "family", None)
+    if family is None or family.takes("image"):
+        return ("image",)
+    return tuple(family.modalities)
 
 
 def shapley_groups(form: str | int, modalities: Sequence[str] = ("image",)
@@ -142,8 +152,8 @@ def modality_shapley(vlm: Any, item: ItemInput, n_groups: int | str | Sequence =
     if value not in SHAPLEY_VALUES:
         raise ValueError(f"shapley value must be one of {', '.join(SHAPLEY_VALUES)}, got {value!r}")
     if isinstance(n_groups, (str, int)):
-        if modalities is None:  # the family's (a bare decoder stand-in: image)
-            modalities = getattr(getattr(vlm, "family", None), "modalities", ("image",))
+        if modalities is None:
+            modalities = default_modalities(vlm)
         groups = shapley_groups(n_groups, modalities)
     else:
         groups = tuple((str(name), tuple(roles)) for name, roles in n_groups)
@@ -166,7 +176,7 @@ class ShapleyMethod(DecoderMethod):
 
     def __init__(self, vlm: Any, settings: MethodSettings = MethodSettings()):
         super().__init__(vlm, settings)
-        self._modalities = tuple(vlm.family.modalities)
+        self._modalities = default_modalities(vlm)
 
     def prepare(self, modalities: Sequence[str]) -> None:
         """The groups are the modalities the run shows (of those the family takes)."""
