@@ -33,8 +33,9 @@ class Family:
       ``image_processor_class=""``.
     video_token / audio_token: the placeholder token the processor repeats once per video /
       audio feature (role ``video`` / ``audio``); a family whose video frames reuse the image
-      token (SmolVLM) leaves ``video_token`` None: its video tokens are the image-token ids that
-      the processor inserted for a video (``prompting.encode`` reads the replacement spans).
+      token (as SmolVLM's do; its video is not wired yet) leaves ``video_token`` None: its video
+      tokens are the image-token ids the processor inserted for a video (``prompting.encode``
+      reads the replacement spans).
     video_processor_class: a torchvision-free video processor of ``models.video_processors``
       (its name), built with ``tiny_video_processor`` for tiny models.
     feature_extractor_class: the audio feature extractor (transformers class name, e.g.
