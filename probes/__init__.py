@@ -12,7 +12,8 @@ from xai_bias.registry import Registry
 
 PROBES: Registry = Registry("probe")
 
-_MODULES = ("hint_conflict", "easy_vqa", "mmmu_pro", "mmmu", "mmstar", "mmbench", "ai2d", "scienceqa")
+_MODULES = ("hint_conflict", "easy_vqa", "mmmu_pro", "mmmu", "mmstar", "mmbench", "ai2d", "scienceqa",
+            "audio_hint", "video_hint")
 
 
 def load_probes() -> Registry:

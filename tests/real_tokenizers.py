@@ -59,6 +59,7 @@ FAMILY_VOCAB = {
     "llava": "sentencepiece",
     "gemma3": "sentencepiece_no_prefix",
     "paligemma": "sentencepiece_no_prefix",
+    "qwen2_audio": "qwen2",  # Qwen2-Audio: Qwen2's BPE with <|AUDIO|>, <|audio_bos|>, <|audio_eos|>
 }
 STAND_INS = {
     "smolvlm": "SmolLM2's BPE is not on PyPI without a 93 MB GGUF package (+ llama-cpp-python build); "

@@ -55,8 +55,10 @@ def _image(seed: int, size=(112, 112)):
 
 
 def make_encoded(vlm, n_items: int = 2):
-    """Two prompts of different length (batched, the second is left-padded), each with one image."""
+    """Two prompts of different length (batched, the second is left-padded), each with one image
+    (a clip of the family's modality for a video or audio family)."""
     from xai_bias.models import encode
+    from tests.helpers import family_view
 
     views = [
         PromptView(question="Which shape is shown in the picture, and what is its colour?",
@@ -67,7 +69,7 @@ def make_encoded(vlm, n_items: int = 2):
         PromptView(question="Is it round?", options=("yes", "no"), letters=tuple("AB"),
                    instruction="Answer.", images=(_image(1),)),
     ][:n_items]
-    return [encode(vlm, v) for v in views]
+    return [encode(vlm, family_view(v, vlm.family.name)) for v in views]
 
 
 def make_batch(vlm, n_items: int = 2):
@@ -163,11 +165,14 @@ def test_oracle_family(arch):
     roles = batch.role_matrix()
     B, T = roles.shape
     assert batch.pad[1] > 0, "the second item must be left-padded"
-    assert (roles == IMAGE).any(axis=1).all(), "every item has image tokens"
+    from tests.helpers import media_kind
+
+    MEDIA = ROLE_INDEX[media_kind(arch)]
+    assert (roles == MEDIA).any(axis=1).all(), "every item has image (or clip) tokens"
     # rows per item: the answer row first, then an image row, a question row, the sink
     rows = []
     for b in range(B):
-        pick = [T - 1, int(np.flatnonzero(roles[b] == IMAGE)[-1]),
+        pick = [T - 1, int(np.flatnonzero(roles[b] == MEDIA)[-1]),
                 int(np.flatnonzero(roles[b] == ROLE_INDEX["question"])[0]), batch.pad[b]]
         rows.append(pick if b == 0 else pick[:3])  # ragged on purpose
     before = _impls(vlm)
@@ -216,16 +221,30 @@ def test_method_direct_and_cot(arch):
     targets = [Target(answer_pos=batch.answer_pos, token_id=0, letter_ids=())] * len(batch)
     rows = method.measure(batch, targets)
     mass, maps, flow = oracle(eager_attentions(vlm, batch), roles)
+    from tests.helpers import media_kind
+
+    kind = media_kind(arch)
+    MAP = "attention/maps" if kind == "image" else f"attention/maps_{kind}"
+
+    def media_positions(batch, b):
+        if kind == "image":
+            return image_positions(vlm, batch, b)
+        return np.flatnonzero(batch.role_matrix()[b] == ROLE_INDEX[kind])
+
     for b, row in enumerate(rows):
         assert row["attention/mass"].shape == (L, H, N_ROLES) and row["attention/mass"].dtype == np.float32
         assert maxerr(row["attention/mass"], mass[b, :, :, T - 1]) < TOL
-        img = image_positions(vlm, batch, b)
-        assert row["attention/maps"].shape == (L, MAP_WIDTH)
-        assert np.isnan(row["attention/maps"][:, img.size:]).all()
-        assert maxerr(row["attention/maps"][:, : img.size], maps[b][:, T - 1][:, img]) < TOL
-        grid = row["attention/map_grid"]
-        assert grid.shape == (MAP_MAX_IMAGES, 2) and grid.dtype == np.int32
-        assert int(np.prod(grid, axis=1).sum()) == img.size
+        img = media_positions(batch, b)
+        assert img.size and row[MAP].shape == (L, MAP_WIDTH)
+        assert np.isnan(row[MAP][:, img.size:]).all()
+        assert maxerr(row[MAP][:, : img.size], maps[b][:, T - 1][:, img]) < TOL
+        if kind == "image":
+            grid = row["attention/map_grid"]
+            assert grid.shape == (MAP_MAX_IMAGES, 2) and grid.dtype == np.int32
+            assert int(np.prod(grid, axis=1).sum()) == img.size
+        else:
+            grid = row[f"attention/{kind}_grid"]
+            assert grid.dtype == np.int32 and int(grid[:, 1 if kind == "video" else 0].sum()) == img.size
         assert maxerr(row["attention/flow"], flow[b]) < TOL
         assert "attention/mass_generated" not in row
     # without a capture, measure runs its own pass and gets the same numbers
@@ -250,14 +269,14 @@ def test_method_direct_and_cot(arch):
         assert gen.size == (5, 3)[b]
         assert maxerr(row["attention/mass"], fmass[b, :, :, answer[b]]) < TOL
         assert maxerr(row["attention/mass_generated"], fmass[b][:, :, gen].mean(2)) < TOL
-        img = image_positions(vlm, full, b)
-        assert maxerr(row["attention/maps"][:, : img.size], fmaps[b][:, answer[b]][:, img]) < TOL
+        img = media_positions(full, b)
+        assert maxerr(row[MAP][:, : img.size], fmaps[b][:, answer[b]][:, img]) < TOL
         assert maxerr(row["attention/flow"], fflow[b]) < TOL
         assert not np.isnan(row["attention/flow"][:, GEN]).any()
-        for k in ("attention/mass", "attention/mass_generated", "attention/maps", "attention/flow"):
+        for k in ("attention/mass", "attention/mass_generated", MAP, "attention/flow"):
             assert maxerr(without_capture[b][k], row[k]) < TOL, k
     attrs = method.dataset_attrs()
-    assert {"attention/mass", "attention/maps", "attention/flow"} <= set(attrs)
+    assert {"attention/mass", MAP, "attention/flow"} <= set(attrs)
     assert "query_row" in attrs["attention/mass"] and "normalisation" in attrs["attention/mass"]
 
 
@@ -485,9 +504,11 @@ def test_runner_cot_attention_equals_eager(arch, tmp_path):
     from xai_bias.types import Sample
     from tests.helpers import write_image
 
+    from tests.helpers import family_sample
+
     vlm = get_vlm(arch)
-    samples = [Sample(id=f"s{i}", question=q, options=("red", "blue", "green"), answer="A",
-                      images=(write_image(tmp_path / f"i{i}.png", i),))
+    samples = [family_sample(Sample(id=f"s{i}", question=q, options=("red", "blue", "green"), answer="A",
+                                    images=(write_image(tmp_path / f"i{i}.png", i),)), arch, tmp_path)
                for i, q in enumerate(("<image 1> What colour is the shape?", "<image 1> Which?"))]
     # a random tiny model rarely writes "Answer: X": the random fallback gives every record a letter
     # (an unparsed response has no answer row and no measurement)

@@ -27,6 +27,7 @@ from xai_bias.instruments.shapley import SHAPLEY_GROUPS, coalition_embeds, modal
 from xai_bias.instruments.base import METHODS, MethodSettings, Target
 from xai_bias.models import FAMILIES
 from xai_bias.types import N_ROLES, ROLE_INDEX, PromptView
+from tests.helpers import media_kind
 
 ARCHS = FAMILIES.names()  # every registered family
 IMAGE = ROLE_INDEX["image"]
@@ -79,8 +80,9 @@ VIEWS = (
 
 def make_batch(vlm, n_items: int = 1):
     from xai_bias.models import collate, encode
+    from tests.helpers import family_view
 
-    return collate(vlm, [encode(vlm, v) for v in VIEWS[:n_items]])
+    return collate(vlm, [encode(vlm, family_view(v, vlm.family.name)) for v in VIEWS[:n_items]])
 
 
 def targets_for(vlm, batch, answer_pos=None):
@@ -389,7 +391,7 @@ def test_attribution_every_family(arch):
     for b in range(2):
         assert rows[b]["attribution/ig"].shape == (L + 1, N_ROLES)
         assert np.isfinite(rows[b]["attribution/ig"]).all()
-        assert rows[b]["attribution/ig"][0, IMAGE] > 0
+        assert rows[b]["attribution/ig"][0, ROLE_INDEX[media_kind(arch)]] > 0
         item = item_of(vlm, batch, targets, b)
         res = integrated_gradients(vlm, item, "mean", n_steps=32, internal_batch_size=32, layers=False)
         assert res.f_input == pytest.approx(float(logp[b, batch.answer_pos, targets[b].token_id]), abs=1e-4)
@@ -414,7 +416,7 @@ def test_unknown_baseline_and_groups():
 
     with pytest.raises(UsageError, match="--ig-baseline must be one of mean, white, black, noise"):
         MethodSettings.build(ig={"baseline": "zero"})
-    with pytest.raises(UsageError, match="--groups must be one of 2, 3"):
+    with pytest.raises(UsageError, match="--groups must be one of modalities, split, 2, 3"):
         MethodSettings.build(shapley={"groups": 4})
     with pytest.raises(UsageError, match="--ig-steps must be a number >= 1"):
         MethodSettings.build(ig={"steps": 0})

@@ -41,9 +41,9 @@ FAMILY_PARAMS = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for
 # what each published template writes after its generation prompt when the assistant answers
 # "A", and the token a real tokenizer of that style makes of it
 ANSWER_TEXT = {"qwen2_vl": "A", "qwen2_5_vl": "A", "llava_onevision": "A", "internvl": "A", "gemma3": "A",
-               "paligemma": "A", "idefics3": " A", "smolvlm": " A", "llava": " A"}
+               "paligemma": "A", "idefics3": " A", "smolvlm": " A", "llava": " A", "qwen2_audio": "A"}
 DIRECT_TOKEN = {"qwen2_vl": "A", "qwen2_5_vl": "A", "llava_onevision": "A", "internvl": "A", "gemma3": "A",
-                "paligemma": "A", "idefics3": "ĠA", "smolvlm": "ĠA", "llava": "▁A"}
+                "paligemma": "A", "idefics3": "ĠA", "smolvlm": "ĠA", "llava": "▁A", "qwen2_audio": "A"}
 SPACED_B = {"qwen2": "ĠB", "llama3": "ĠB", "sentencepiece": "▁B", "sentencepiece_no_prefix": "▁B"}
 
 
@@ -52,7 +52,11 @@ def vlm_of(arch: str):
     return real_tiny_vlm(arch)
 
 
-def view(mode: str = "direct") -> PromptView:
+def view(mode: str = "direct", arch: str | None = None) -> PromptView:
+    from tests.helpers import family_view
+
+    if arch is not None:
+        return family_view(view(mode), arch)
     img = Image.new("RGB", (56, 56), (30, 90, 200))
     return PromptView("<image 1> What is shown?", ("a red circle", "a blue square", "a green triangle", "nothing"),
                       tuple("ABCD"), "Answer with the option's letter from the given choices directly.", (img,),
@@ -100,7 +104,7 @@ def test_tiny_model_uses_the_real_vocabulary():
 def test_direct_letter_is_the_templates_answer_token(arch):
     vlm = vlm_of(arch)
     tok = vlm.tokenizer
-    enc = encode(vlm, view())
+    enc = encode(vlm, view(arch=arch))
     prompt = tok(enc.text, add_special_tokens=False)["input_ids"]
     expected = []
     for letter in "ABCD":
@@ -123,7 +127,7 @@ def test_direct_letter_is_the_templates_answer_token(arch):
 def test_cot_answer_row_is_the_spaced_letter(arch):
     vlm = vlm_of(arch)
     tok = vlm.tokenizer
-    enc = encode(vlm, view("cot"))
+    enc = encode(vlm, view("cot", arch=arch))
     gen = np.array(tok("The picture shows a blue square.\nAnswer: B", add_special_tokens=False)["input_ids"])
     answer = find_answer_token(vlm, gen, "B", "ABCD")
     assert answer.offset == len(gen) - 1

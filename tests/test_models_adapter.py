@@ -28,7 +28,13 @@ def _img(w, h, color):
     return Image.new("RGB", (w, h), color)
 
 
-def views() -> list[PromptView]:
+def views(arch: str | None = None) -> list[PromptView]:
+    """The test prompts (as family ``arch`` takes them: clips instead of images for a video or
+    audio family)."""
+    from tests.helpers import family_view
+
+    if arch is not None:
+        return [family_view(v, arch) for v in views()]
     red, green = _img(64, 48, (200, 10, 10)), _img(40, 90, (0, 100, 10)).convert("L")  # grayscale too
     return [
         PromptView(question="What color is <image 1> here?", options=("red", "blue", "green"),
@@ -57,7 +63,9 @@ def test_tiny_model_loads(arch):
     assert spec.family == arch and spec.arch in FAMILIES.get(arch).model_types
     assert 2 <= spec.n_layers <= 4 and len(vlm.layers) == spec.n_layers
     assert not vlm.model.training
-    assert spec.image_token_id == vlm.tokenizer.convert_tokens_to_ids(FAMILIES.get(arch).image_token)
+    fam = FAMILIES.get(arch)
+    want = vlm.tokenizer.convert_tokens_to_ids(fam.image_token) if fam.image_token else -1
+    assert spec.image_token_id == want
     ids = vlm.letter_token_ids(list("ABCDEFGHIJ"))
     assert len(set(ids)) == 10
     for letter, tid in zip("ABCDEFGHIJ", ids):
@@ -67,7 +75,7 @@ def test_tiny_model_loads(arch):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_roles(arch):
     vlm = tiny(arch)
-    for view in views():
+    for view in views(arch):
         enc = encode(vlm, view)
         ids = enc.input_ids.numpy()
         roles = enc.roles
@@ -84,12 +92,18 @@ def test_roles(arch):
         assert vlm.tokenizer.decode(ids[roles.mask("options")]) == options
         assert vlm.tokenizer.decode(ids[roles.mask("instruction")]) == view.instruction
         assert roles.counts()[ROLE_INDEX["generated"]] == 0
+        # clips: their roles are exactly the placeholders the processor inserted for them
+        for kind in ("video", "audio"):
+            own = getattr(vlm.sites, f"{kind}_token_ids")
+            if own:
+                assert set(roles.positions(kind)) == set(np.flatnonzero(np.isin(ids, own)))
+            assert (roles.counts()[ROLE_INDEX[kind]] > 0) == bool(getattr(view, f"{kind}s"))
 
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_scoring_and_batching(arch):
     vlm = tiny(arch)
-    vs = views()
+    vs = views(arch)
     encs = [encode(vlm, v) for v in vs]
     assert len({len(e) for e in encs}) >= 2  # padding is exercised
     singles = [option_logprobs(vlm, collate(vlm, [e]), [v.letters])[0] for e, v in zip(encs, vs)]
@@ -121,7 +135,7 @@ def test_save_load_round_trip(arch, tmp_path):
     assert back.spec == vlm.spec and back.dtype == torch.float32 and not back.model.training
     assert type(back.processor).__name__ == type(vlm.processor).__name__
     assert back.model.config._attn_implementation == "sdpa"
-    for view in views():
+    for view in views(arch):
         a, b = encode(vlm, view), encode(back, view)
         assert torch.equal(a.input_ids, b.input_ids)
         assert np.array_equal(a.roles.role, b.roles.role)

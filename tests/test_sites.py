@@ -247,7 +247,9 @@ def test_per_token_input_declaration_is_what_batching_uses():
 def _generation_matches(vlm, n_new: int = 4) -> list[float]:
     from xai_bias.generation import extend_batch
 
-    encs = [encode(vlm, v) for v in VIEWS]
+    from tests.helpers import family_view
+
+    encs = [encode(vlm, family_view(v, vlm.family)) for v in VIEWS]
     batch = collate(vlm, encs)
     inputs = {k: v for k, v in batch.inputs.items() if k != "position_ids"}
     with torch.no_grad():

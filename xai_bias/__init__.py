@@ -12,7 +12,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "Sample": "types", "TokenRoles": "types", "Record": "types", "PromptView": "types", "ImageRef": "types",
+    "Sample": "types", "TokenRoles": "types", "Record": "types", "PromptView": "types", "ImageRef": "types", "MediaRef": "types",
     "ROLES": "types", "MODALITIES": "types", "CONDITIONS": "types",
     "load_vlm": "models", "tiny_vlm": "models", "VLM": "models", "FAMILIES": "models",
     "load_samples": "samples", "make_view": "conditions", "reduce_options": "options",

@@ -12,7 +12,20 @@ and the figures all read the registry ``CONDITION_REGISTRY``; to add a condition
   of (seed, sample id) (so reproducible, and different across samples).
 - ``image_only``: the sample's ``vision_image``, else ``render_question_image(sample)``; the
   text is only ``IMAGE_ONLY_PROMPT`` (plus the answer-format sentence in ``cot`` mode).
-- ``text_only``: no image; ``<image N>`` placeholders are removed from the question.
+- ``text_only``: no image, video or audio; ``<image N>`` placeholders are removed from the question.
+
+A condition also says what it does to a sample's video and audio clips (``videos`` / ``audios``
+builders; the default keeps them, decoded by ``xai_bias.media``). The image conditions keep
+them (``image_only`` and ``text_only`` show none); the video and audio conditions keep the
+images and the other clip kind:
+
+- ``audio_silent`` / ``audio_noise``: every audio clip replaced by silence / white noise of the
+  same length (noise: Gaussian, scaled to the clip's RMS level, seeded by (seed, sample id));
+  ``audio_removed``: no audio.
+- ``video_frozen``: every frame is the clip's first frame (the motion is removed, the look kept);
+  ``video_black``: black frames of the same size and number; ``video_shuffled``: the frames in a
+  random order (seeded by (seed, sample id); never the original order when there are 2+ frames);
+  ``video_removed``: no video.
 """
 
 from __future__ import annotations
@@ -95,6 +108,70 @@ def _none(sample: Sample, seed: int) -> list:
     return []
 
 
+# ------------------------------------------------------------------- video and audio builders
+
+
+def _videos(sample: Sample) -> list:
+    from .media import decode_video
+
+    return [decode_video(v) for v in sample.videos]
+
+
+def _audios(sample: Sample) -> list:
+    from .media import decode_audio
+
+    return [decode_audio(a) for a in sample.audios]
+
+
+def keep_videos(sample: Sample, seed: int) -> list:
+    """The sample's video clips as they are (``media.VideoClip``)."""
+    return _videos(sample)
+
+
+def keep_audios(sample: Sample, seed: int) -> list:
+    """The sample's audio clips as they are (``media.AudioClip``)."""
+    return _audios(sample)
+
+
+def _video_frozen(sample: Sample, seed: int) -> list:
+    return [v.with_frames(np.repeat(v.frames[:1], len(v), axis=0)) for v in _videos(sample)]
+
+
+def _video_black(sample: Sample, seed: int) -> list:
+    return [v.with_frames(np.zeros_like(v.frames)) for v in _videos(sample)]
+
+
+def shuffled_order(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A random permutation of ``range(n)`` that is not the identity when ``n >= 2``."""
+    order = rng.permutation(n)
+    while n >= 2 and np.array_equal(order, np.arange(n)):
+        order = rng.permutation(n)
+    return order
+
+
+def _video_shuffled(sample: Sample, seed: int) -> list:
+    rng = np.random.default_rng(stable_seed(seed, "video_shuffled", sample.id))
+    return [v.with_frames(v.frames[shuffled_order(len(v), rng)]) for v in _videos(sample)]
+
+
+def _audio_silent(sample: Sample, seed: int) -> list:
+    from .media import AudioClip
+
+    return [AudioClip(np.zeros_like(a.samples), a.rate, a.source) for a in _audios(sample)]
+
+
+def _audio_noise(sample: Sample, seed: int) -> list:
+    from .media import AudioClip
+
+    rng = np.random.default_rng(stable_seed(seed, "audio_noise", sample.id))
+    out = []
+    for a in _audios(sample):
+        rms = float(np.sqrt(np.mean(np.square(a.samples, dtype=np.float64)))) or 0.1
+        noise = np.clip(rng.standard_normal(a.samples.shape[0]) * rms, -1.0, 1.0)
+        out.append(AudioClip(noise.astype(np.float32), a.rate, a.source))
+    return out
+
+
 #: what text a condition shows: the question and options ("standard") or only the image-only
 #: prompt, the question being inside the image ("vision", MMMU-Pro's vision setting)
 TEXT_MODES = ("standard", "vision")
@@ -112,6 +189,8 @@ class Condition:
       image is shown) or ``"vision"`` (only the image-only prompt).
     label: how tables and figures name it ("text + white image"); color: a figure colour (None:
       the next colour of the palette).
+    videos / audios: (sample, seed) -> the video clips (``media.VideoClip``) / audio clips
+      (``media.AudioClip``) shown, in order; the default keeps the sample's own.
     """
 
     name: str
@@ -121,6 +200,8 @@ class Condition:
     text: str = "standard"
     color: str | None = None
     description: str = ""
+    videos: Callable[[Sample, int], list] = keep_videos
+    audios: Callable[[Sample, int], list] = keep_audios
 
     def __post_init__(self) -> None:
         if self.removes is not None and (self.removes not in MODALITIES or self.removes == "other"):
@@ -149,9 +230,24 @@ for _c in (
               description="same sizes, uniform noise seeded by (seed, sample id)"),
     Condition("image_only", "image only", _image_only, "text", text="vision", color="#009E73",
               description="the vision screenshot (or the question rendered into an image) and the "
-                          "image-only prompt"),
+                          "image-only prompt", videos=_none, audios=_none),
     Condition("text_only", "text only", _none, "image", color="#E69F00",
-              description="no image; placeholders removed"),
+              description="no image, video or audio; placeholders removed", videos=_none, audios=_none),
+    Condition("audio_silent", "text + silent audio", _complete, "audio", color="#7FB3D5",
+              description="every audio clip replaced by silence of the same length", audios=_audio_silent),
+    Condition("audio_noise", "text + noise audio", _complete, "audio", color="#B2B2B2",
+              description="every audio clip replaced by Gaussian noise at its RMS level, seeded by "
+                          "(seed, sample id)", audios=_audio_noise),
+    Condition("audio_removed", "text without audio", _complete, "audio", color="#F0C27B",
+              description="no audio clip", audios=_none),
+    Condition("video_frozen", "text + frozen video", _complete, "video", color="#5D8AA8",
+              description="every frame is the clip's first frame (the motion removed)", videos=_video_frozen),
+    Condition("video_black", "text + black video", _complete, "video", color="#333333",
+              description="black frames of the same size and number", videos=_video_black),
+    Condition("video_shuffled", "text + shuffled video", _complete, "video", color="#C9A0DC",
+              description="the frames in a random order, seeded by (seed, sample id)", videos=_video_shuffled),
+    Condition("video_removed", "text without video", _complete, "video", color="#D4A017",
+              description="no video clip", videos=_none),
 ):
     register_condition(_c)
 assert tuple(CONDITION_REGISTRY)[: len(CONDITIONS)] == CONDITIONS
@@ -192,6 +288,34 @@ def condition_label(condition: str) -> str:
 def condition_images(sample: Sample, condition: str, seed: int = 0) -> list:
     """The images (PIL RGB) shown under ``condition``, in placeholder order."""
     return get_condition(condition).images(sample, seed)
+
+
+def condition_media(sample: Sample, condition: str, seed: int = 0) -> tuple[list, list]:
+    """The video clips and audio clips shown under ``condition`` (``media.VideoClip`` /
+    ``media.AudioClip``), in order."""
+    cond = get_condition(condition)
+    return cond.videos(sample, seed), cond.audios(sample, seed)
+
+
+_MEDIA_PLACEHOLDER = re.compile(r"\s*<(video|audio) \d+>\s*")
+
+
+def run_modalities(samples, conditions) -> tuple[str, ...]:
+    """The non-text modalities a run of ``conditions`` over ``samples`` can show, in
+    ``types.MODALITIES`` order: image (a sample image, or a condition that shows the question as
+    an image), video, audio (a sample clip)."""
+    conds = [get_condition(c) for c in conditions]
+    have = set()
+    for s in samples:
+        if s.images or s.vision_image is not None:
+            have.add("image")
+        if s.videos:
+            have.add("video")
+        if s.audios:
+            have.add("audio")
+    if any(c.text == "vision" for c in conds) and samples:
+        have.add("image")
+    return tuple(m for m in MODALITIES if m in have)
 
 
 @lru_cache(maxsize=8)
@@ -297,20 +421,24 @@ def make_view(sample: Sample, condition: str, mode: str = "direct", seed: int = 
     cond = get_condition(condition)
     protocol = get_style(style)
     images = tuple(cond.images(sample, seed))
+    videos, audios = tuple(cond.videos(sample, seed)), tuple(cond.audios(sample, seed))
     letters = sample.letters
     if cond.text == "vision":
         instruction = protocol.instruction(mode, vision=True)
-        return PromptView("", (), letters, instruction, images, sample.id, condition, mode, style)
+        return PromptView("", (), letters, instruction, images, sample.id, condition, mode, style, videos, audios)
     instruction = protocol.instruction(mode)
-    question = sample.question
+    question = _MEDIA_PLACEHOLDER.sub(" ", sample.question).strip() if (sample.videos or sample.audios) \
+        else sample.question
     if not images:
         question = _PLACEHOLDER.sub(" ", question).strip()
-    return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode, style)
+    return PromptView(question, sample.options, letters, instruction, images, sample.id, condition, mode, style,
+                      videos, audios)
 
 
 __all__ = [
     "DIRECT_INSTRUCTION", "COT_INSTRUCTION", "IMAGE_ONLY_PROMPT", "IMAGE_ONLY_COT_INSTRUCTION",
     "Condition", "CONDITION_REGISTRY", "register_condition", "get_condition", "check_condition",
-    "condition_names", "condition_order", "condition_label", "removes", "condition_images",
+    "condition_names", "condition_order", "condition_label", "removes", "condition_images", "condition_media",
+    "run_modalities", "keep_videos", "keep_audios", "shuffled_order",
     "render_question_image", "make_view", "stable_seed",
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import SampleError, UsageError
-from .types import ImageRef
+from .types import ImageRef, MediaRef
 
 HF_PREFIX = "hf:"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -65,6 +65,16 @@ class Table:
         if not col.valid(row):
             return None
         return ImageRef(f"{self.origin} row {row} {column}", col.name(row), _CellReader(col, row))
+
+    def media(self, row: int, column: str) -> MediaRef | None:
+        """A lazy reference to the clip in an ``Audio`` / ``Video`` column of ``row`` (the same
+        ``struct<bytes, path>`` cells as images; None for an empty cell)."""
+        if column not in self._images:
+            self._images[column] = _ImageColumn(self.arrow.column(column))
+        col = self._images[column]
+        if not col.valid(row):
+            return None
+        return MediaRef(f"{self.origin} row {row} {column}", col.name(row), _CellReader(col, row))
 
 
 class _ImageColumn:

@@ -232,9 +232,14 @@ class _StopFlag:
 
 
 def _record_meta(sample: Sample) -> dict[str, Any]:
-    """The sample's metadata plus where its images are (figures lay attention over them)."""
+    """The sample's metadata plus where its images (and video / audio clips) are (figures lay
+    attention over them)."""
     meta = dict(sample.meta)
     meta.setdefault("images", [str(p) for p in sample.images])
+    if sample.videos:
+        meta.setdefault("videos", [str(p) for p in sample.videos])
+    if sample.audios:
+        meta.setdefault("audios", [str(p) for p in sample.audios])
     return meta
 
 
@@ -445,8 +450,14 @@ def run_study(vlm: Any, sample_set: Any, config: RunConfig,
 
     from .store import TraceWriter
 
+    from .conditions import run_modalities
+
     runner = Runner(vlm, config)
     items = work_items(sample_set.samples[: config.limit] if config.limit else sample_set.samples, config)
+    # from the whole sample set, so that every shard of a distributed run agrees
+    shown = run_modalities(sample_set.samples, config.conditions)
+    for method in runner.methods:
+        method.prepare(shown)
     out = Path(config.out)
     written = failed = 0
     stop = _StopFlag()

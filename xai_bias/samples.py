@@ -11,6 +11,10 @@ One JSON object a line, in DESIGN.md's Sample format, MMMU-Pro field names accep
      "answer": "F",                              # a letter, optional
      "image_1": "images/x_1.png", ...            # or "images": [...]; MMMU-Pro: image_1..image_7
      "vision_image": "vision/x.png",             # optional screenshot of question + options
+     "video": "clips/x.mp4",                     # optional: a video file or a folder of frames;
+                                                 #   or "videos": [...], or video_1..video_N
+     "audio": "clips/x.wav",                     # optional: wav / flac / mp3 / ogg; or "audios"
+                                                 #   / audio_1..audio_N
      "meta": {...}, "subject": "Music", ...}     # every other field goes to Sample.meta
 
 Image paths are relative to the file's folder, else to its ``static/`` subfolder (the MMMU-Pro
@@ -27,7 +31,9 @@ object, a missing or non-string id, a missing question, a question that is empty
 has no image (an empty question is allowed when images carry it), missing options, fewer than 2
 options or more than there are letters, an answer letter outside the options, a placeholder
 ``<image N>`` with no N-th image, an image that is missing, empty (0 bytes), corrupt (PIL
-``verify``) or larger than ``MAX_IMAGE_PIXELS`` (read from the header only), and a duplicate id.
+``verify``) or larger than ``MAX_IMAGE_PIXELS`` (read from the header only), a video or audio
+clip that is missing, empty, corrupt (decoded once: ``xai_bias.media``) or too long (audio over
+``media.MAX_AUDIO_SECONDS``, video over ``media.MAX_VIDEO_SECONDS``), and a duplicate id.
 With ``on_error="stop"`` the first problem raises; with ``"skip"`` problems are collected in
 ``SampleSet.problems`` and the item is left out.
 
@@ -46,11 +52,13 @@ from typing import Any, Iterator, Mapping
 
 from .errors import SampleError, UsageError
 from .images import MAX_ASPECT_RATIO, MAX_IMAGE_PIXELS, check_image, load_rgb as open_rgb  # noqa: F401
-from .types import LETTERS, ImageRef, Sample
+from .types import LETTERS, ImageRef, MediaRef, Sample
 
 PLACEHOLDER = re.compile(r"<image (\d+)>")
 _IMAGE_KEY = re.compile(r"^image_(\d+)$")
-_KNOWN = {"id", "question", "options", "answer", "images", "vision_image", "meta"}
+_MEDIA_KEY = re.compile(r"^(video|audio)_(\d+)$")
+_KNOWN = {"id", "question", "options", "answer", "images", "vision_image", "meta",
+          "video", "videos", "audio", "audios"}
 
 
 @dataclass(frozen=True)
@@ -102,8 +110,8 @@ def parse_options(value: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _resolve(value: Any, base: Path, key: str, check: bool) -> Path | ImageRef:
-    if isinstance(value, ImageRef):
+def _resolve(value: Any, base: Path, key: str, check: bool) -> Path | ImageRef | MediaRef:
+    if isinstance(value, (ImageRef, MediaRef)):
         return value
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{key} must be a non-empty path string")
@@ -164,11 +172,14 @@ def sample_from_dict(obj: Any, base: Path, check_images: bool = True) -> Sample:
         raise ValueError(f"image fields are not numbered 1..N: {[k for _, k in numbered]}")
     images = [_resolve(v, base, k, check_images) for k, v in raw_images]
 
-    if not question.strip() and not images:
-        raise ValueError("empty question and no image")
     for n in sorted({int(m) for m in PLACEHOLDER.findall(question)}):
         if n < 1 or n > len(images):
             raise ValueError(f"question refers to <image {n}> but the item has {len(images)} image(s)")
+
+    videos = _media_fields(obj, "video", base, check_images)
+    audios = _media_fields(obj, "audio", base, check_images)
+    if not question.strip() and not images and not videos and not audios:
+        raise ValueError("empty question and no image, video or audio")
 
     vision = obj.get("vision_image")
     vision_path = _resolve(vision, base, "vision_image", check_images) if vision not in (None, "") else None
@@ -183,9 +194,34 @@ def sample_from_dict(obj: Any, base: Path, check_images: bool = True) -> Sample:
     elif obj.get("meta") is not None:
         raise ValueError("'meta' must be an object")
     for k, v in obj.items():
-        if k not in _KNOWN and not _IMAGE_KEY.match(k):
+        if k not in _KNOWN and not _IMAGE_KEY.match(k) and not _MEDIA_KEY.match(k):
             meta[k] = v
-    return Sample(sid, question, options, answer, tuple(images), vision_path, meta)
+    return Sample(sid, question, options, answer, tuple(images), vision_path, meta, tuple(videos), tuple(audios))
+
+
+def _media_fields(obj: dict, kind: str, base: Path, check: bool) -> list[Path | MediaRef]:
+    """The item's ``kind`` clips ("video" / "audio"): one ``kind`` field, a ``kinds`` list, or
+    ``kind_1..kind_N``, resolved like image paths and (``check``) decoded once to validate them."""
+    from . import media
+
+    numbered = sorted((int(m.group(2)), k) for k in obj if (m := _MEDIA_KEY.match(k)) and m.group(1) == kind)
+    raw: list[tuple[str, Any]] = [(k, obj[k]) for _, k in numbered if obj[k] not in (None, "")]
+    given = [key for key in (kind, f"{kind}s") if obj.get(key) not in (None, [], "")]
+    if len(given) + bool(raw) > 1:
+        raise ValueError(f"has more than one of {kind!r}, '{kind}s' and {kind}_N fields")
+    if obj.get(kind) not in (None, ""):
+        raw = [(kind, obj[kind])]
+    elif obj.get(f"{kind}s") not in (None, [], ""):
+        if not isinstance(obj[f"{kind}s"], list):
+            raise ValueError(f"'{kind}s' must be a list of paths")
+        raw = [(f"{kind}s[{i}]", v) for i, v in enumerate(obj[f"{kind}s"])]
+    elif numbered and [n for n, k in numbered if obj[k] not in (None, "")] != list(range(1, len(raw) + 1)):
+        raise ValueError(f"{kind} fields are not numbered 1..N: {[k for _, k in numbered]}")
+    clips = [_resolve(v, base, k, check) for k, v in raw]
+    if check:
+        for clip in clips:
+            (media.check_video if kind == "video" else media.check_audio)(clip)
+    return clips
 
 
 def _set_name(path: Path) -> str:

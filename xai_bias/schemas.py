@@ -31,6 +31,10 @@ dataset, read with the search tool) and the official loaders:
   subset); the ``hint`` is the item's context, put before the question as lmms-eval's task does
   ("Context: {hint}\\n{question}"), and kept in ``meta`` like MMBench's. The id is the row
   number in the split (before the text-only rows are skipped).
+- ``media_mc`` — any multiple-choice table with ``video`` and / or ``audio`` columns (datasets
+  ``Video`` / ``Audio`` features, ``struct<bytes, path>`` cells read as lazy ``MediaRef``s) and
+  question, options (a list or its string form), answer (a letter or an option index), optional
+  id and image; checked last, and only fits a table that has a ``video`` or ``audio`` column.
 """
 
 from __future__ import annotations
@@ -59,9 +63,14 @@ class Schema:
     to_item: Callable[[Row, ImageGetter, int], Any]
     datasets: str
     excludes: tuple[str, ...] = ()
+    media_columns: tuple[str, ...] = ()  # Audio / Video columns (the getter gives MediaRefs)
+    any_of: tuple[str, ...] = ()  # at least one of these columns must be present
 
     def missing(self, columns: Any) -> list[str]:
-        return [c for c in self.required if c not in columns]
+        gone = [c for c in self.required if c not in columns]
+        if self.any_of and not any(c in columns for c in self.any_of):
+            gone.append(" or ".join(self.any_of))
+        return gone
 
     def fits(self, columns: Any) -> bool:
         return not self.missing(columns) and not any(c in columns for c in self.excludes)
@@ -191,6 +200,31 @@ def _scienceqa(row: Row, image: ImageGetter, index: int) -> Any:
             "answer": _index_answer(row["answer"], len(choices)), "image_1": ref, "meta": meta}
 
 
+def _media_mc(row: Row, clip: ImageGetter, index: int) -> Any:
+    """A multiple-choice item whose ``video`` / ``audio`` (and optional ``image``) columns carry
+    the non-text modalities; options as a list (or its string form), the answer a letter or an
+    index."""
+    options = row["options"]
+    if isinstance(options, str):
+        from .samples import parse_options
+
+        options = list(parse_options(options))
+    options = list(options or [])
+    answer = row["answer"]
+    if isinstance(answer, int) or (isinstance(answer, str) and answer.strip().isdigit()):
+        answer = _index_answer(answer, len(options))
+    item: dict[str, Any] = {"id": str(row.get("id", index)), "question": _text(row["question"]),
+                            "options": options, "answer": answer,
+                            "meta": _meta(row, ("id", "question", "options", "answer"))}
+    for column in ("video", "audio", "image"):
+        ref = clip(column)
+        if ref is not None:
+            item["image_1" if column == "image" else column] = ref
+    if not any(k in item for k in ("video", "audio", "image_1")):
+        return "no video, audio or image"
+    return item
+
+
 for _schema in (
     Schema("mmmu_pro_vision", ("id", "image", "options", "answer"), ("image",), _mmmu_pro_vision,
            "MMMU/MMMU_Pro (vision)", excludes=("question",)),
@@ -204,6 +238,9 @@ for _schema in (
            "derek-thomas/ScienceQA, lmms-lab/ScienceQA (ScienceQA-IMG)"),
     Schema("ai2d", ("question", "options", "answer", "image"), ("image",), _ai2d, "lmms-lab/ai2d",
            excludes=("id",)),
+    Schema("media_mc", ("question", "options", "answer"), ("image",), _media_mc,
+           "multiple-choice items with video / audio columns (datasets Video / Audio features)",
+           media_columns=("video", "audio"), any_of=("video", "audio")),
 ):
     SCHEMAS.register(_schema.name, _schema)
 

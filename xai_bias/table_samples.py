@@ -60,7 +60,9 @@ def load_table_samples(spec: str | Path, subset: str | None = None, split: str |
     table = open_table(spec, subset, split)
     sch = detect_schema(table.columns, table.origin, schema)
     image_cols = [c for c in sch.image_columns if c in table.columns]
-    text_cols = [c for c, kind in table.columns.items() if kind != "Image" and c not in image_cols]
+    media_cols = [c for c in sch.media_columns if c in table.columns]
+    text_cols = [c for c, kind in table.columns.items()
+                 if kind not in ("Image", "Audio", "Video") and c not in image_cols + media_cols]
     cols = table.text_columns(text_cols)
 
     vision: dict[str, Any] = {}
@@ -84,7 +86,8 @@ def load_table_samples(spec: str | Path, subset: str | None = None, split: str |
         sid = row.get("id", row.get("index", i))
         where = f"{table.origin} row {i} (id {sid})"
         try:
-            item = sch.to_item(row, lambda c, i=i: table.image(i, c) if c in image_cols else None, i)
+            item = sch.to_item(row, lambda c, i=i: table.image(i, c) if c in image_cols else (
+                table.media(i, c) if c in media_cols else None), i)
             if isinstance(item, str):
                 skipped[item] += 1
                 continue
@@ -103,9 +106,11 @@ def load_table_samples(spec: str | Path, subset: str | None = None, split: str |
             continue
         seen[sample.id] = i
         samples.append(sample)
-        digest.update(json.dumps([sample.id, sample.question, list(sample.options), sample.answer,
-                                  [getattr(p, "name", "") for p in sample.images]],
-                                 default=str).encode() + b"\n")
+        content = [sample.id, sample.question, list(sample.options), sample.answer,
+                   [getattr(p, "name", "") for p in sample.images]]
+        if sample.videos or sample.audios:  # (image-only items keep the digest they had)
+            content.append([str(p) for p in sample.videos + sample.audios])
+        digest.update(json.dumps(content, default=str).encode() + b"\n")
     provenance = {**table.provenance, "schema": sch.name, "skipped_rows": dict(skipped)}
     if vision_prov is not None:
         provenance["vision"] = {**vision_prov, "joined": sum(s.vision_image is not None for s in samples)}

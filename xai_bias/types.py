@@ -29,6 +29,8 @@ MODALITIES: Mapping[str, tuple[str, ...]] = _pytypes.MappingProxyType(
     {
         "image": ("image",),
         "text": ("question", "options", "instruction"),
+        "video": ("video",),
+        "audio": ("audio",),
         "other": ("sink", "template"),
         "video": ("video",),
         "audio": ("audio",),
@@ -81,6 +83,33 @@ def _image(value: Any) -> "Path | ImageRef":
 
 
 @dataclass(frozen=True)
+class MediaRef:
+    """A video or audio clip kept inside a data file (a parquet / Arrow cell of a datasets
+    ``Audio`` / ``Video`` feature), read only when decoded (``xai_bias.media``).
+
+    ``origin``: where it is, for messages and record meta; ``name``: the clip's own file name when
+    the data set records one (its extension tells the decoder the format), else "";
+    ``opener``: returns a fresh binary file object over the encoded bytes at each call.
+    """
+
+    origin: str
+    name: str = ""
+    opener: Callable[[], IO[bytes]] | None = field(default=None, compare=False, hash=False, repr=False)
+
+    def open_binary(self) -> IO[bytes]:
+        if self.opener is None:
+            raise ValueError(f"clip {self.origin} has no reader")
+        return self.opener()
+
+    def __str__(self) -> str:
+        return self.origin
+
+
+def _media(value: Any) -> "Path | MediaRef":
+    return value if isinstance(value, MediaRef) else Path(value)
+
+
+@dataclass(frozen=True)
 class Sample:
     """One multiple-choice item.
 
@@ -88,7 +117,9 @@ class Sample:
     of the question's ``<image N>`` placeholders; ``vision_image`` is a screenshot holding the
     question and options (MMMU-Pro "vision" setting), used by the ``image_only`` condition.
     An image is a file ``Path`` or an ``ImageRef`` into a data file (opened with
-    ``xai_bias.images.open_image``).
+    ``xai_bias.images.open_image``). ``videos`` (a video file or a folder of frame images) and
+    ``audios`` (wav / flac / mp3 / ogg) are file ``Path``s or ``MediaRef``s into a data file,
+    decoded when a condition shows them (``xai_bias.media``); they go before the text.
     """
 
     id: str
@@ -98,10 +129,14 @@ class Sample:
     images: tuple[Path | ImageRef, ...] = ()
     vision_image: Path | ImageRef | None = None
     meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    videos: tuple[Path | MediaRef, ...] = ()
+    audios: tuple[Path | MediaRef, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
         object.__setattr__(self, "images", tuple(_image(p) for p in self.images))
+        object.__setattr__(self, "videos", tuple(_media(p) for p in self.videos))
+        object.__setattr__(self, "audios", tuple(_media(p) for p in self.audios))
         if self.vision_image is not None:
             object.__setattr__(self, "vision_image", _image(self.vision_image))
         object.__setattr__(self, "meta", _frozen_mapping(self.meta))
@@ -192,6 +227,8 @@ class PromptView:
     text segment ("Answer with the option's letter from the given choices directly.").
     ``style`` names the prompt protocol (``xai_bias.prompt_styles``) whose layout the prompt
     builder follows (e.g. ``mmmu_pro``: ``[image]`` placeholders, images after the text).
+    ``videos`` / ``audios``: decoded clips (``xai_bias.media.VideoClip`` / ``AudioClip``), shown
+    before the text in this order (videos, then audio).
     """
 
     question: str
@@ -203,3 +240,5 @@ class PromptView:
     condition: str = "complete"
     mode: str = "direct"
     style: str = "lmms_eval"  # the prompt protocol (xai_bias.prompt_styles): layout + instructions
+    videos: tuple[Any, ...] = ()  # xai_bias.media.VideoClip, in order
+    audios: tuple[Any, ...] = ()  # xai_bias.media.AudioClip, in order

@@ -20,10 +20,14 @@ import torch
 
 from ..models.decoder import DecoderCall, decoder_call, output_head, record_decoder_call
 from ..models.pixels import IMAGE_BASELINES, PixelAffine, condition_pixels, has_images
+from ..models.silence import has_audio, silent_features
 from ..types import ROLE_INDEX
 from .base import Method, MethodSettings, Target
 
 IMAGE = ROLE_INDEX["image"]
+#: roles whose positions an absent-media baseline replaces (image, video: the condition image /
+#: video; audio: silence)
+MEDIA_ROLES = (ROLE_INDEX["image"], ROLE_INDEX["video"], ROLE_INDEX["audio"])
 BASELINES = ("mean",) + IMAGE_BASELINES
 
 
@@ -67,24 +71,31 @@ def mean_baseline(embeds: torch.Tensor, valid: np.ndarray) -> torch.Tensor:
     return out
 
 
-def condition_embeds(vlm: Any, batch: Any, kind: str, affine: PixelAffine, seed: int = 0) -> torch.Tensor:
-    """``[B, T, D]`` merged embeddings of ``batch`` with every image replaced by a white / black
-    / noise image of the same size (same tokens, grids and positions; only the pixels differ)."""
-    return decoder_call(vlm, batch, condition_pixels(vlm, batch, kind, affine, seed)).embeds
+def condition_embeds(vlm: Any, batch: Any, kind: str, affine: PixelAffine | None, seed: int = 0) -> torch.Tensor:
+    """``[B, T, D]`` merged embeddings of ``batch`` with every image and video replaced by a
+    white / black / noise one of the same size (same tokens, grids and positions; only the pixels
+    differ) and every audio clip by silence of the same length (``models.silence``)."""
+    inputs: dict[str, torch.Tensor] = {}
+    if has_images(vlm, batch):
+        inputs.update(condition_pixels(vlm, batch, kind, affine, seed))
+    if has_audio(vlm, batch):
+        inputs.update(silent_features(vlm, batch))
+    return decoder_call(vlm, batch, inputs).embeds
 
 
 def baseline_for(vlm: Any, call: DecoderCall, roles: np.ndarray, kind: str,
                  cond: torch.Tensor | None = None) -> torch.Tensor:
     """``[1, T, D]`` baseline for one item: ``"mean"`` -> :func:`mean_baseline`; a condition
     image (``cond``: that item's ``[1, T, D]`` condition embeddings) -> the input with the image
-    positions replaced by the condition image's vision features, text unchanged."""
+    and video positions replaced by the condition image's / video's vision features and the audio
+    positions by those of silence, text unchanged."""
     valid = roles >= 0
     if kind == "mean":
         return mean_baseline(call.embeds, valid)
     if cond is None:
         raise ValueError(f"baseline {kind!r} needs the condition embeddings")
     out = call.embeds.detach().clone()
-    idx = torch.as_tensor(np.flatnonzero(roles == IMAGE), device=out.device)
+    idx = torch.as_tensor(np.flatnonzero(np.isin(roles, MEDIA_ROLES)), device=out.device)
     out[0, idx] = cond[0, idx].to(out.dtype)
     return out
 
@@ -146,7 +157,7 @@ class DecoderMethod(Method):
         return decoder_call(self.vlm, batch)
 
     def condition_embeds(self, batch: Any, kind: str) -> torch.Tensor:
-        if self._affine is None:
+        if self._affine is None and has_images(self.vlm, batch):
             self._affine = PixelAffine.of(self.vlm)
         return condition_embeds(self.vlm, batch, kind, self._affine, seed=self.settings.seed)
 
@@ -158,8 +169,9 @@ class DecoderMethod(Method):
         call = self.decoder_call(batch)
         roles = batch.role_matrix()
         cond = None
-        if baseline in IMAGE_BASELINES:  # a batch without images has no image to replace
-            cond = self.condition_embeds(batch, baseline) if has_images(self.vlm, batch) else call.embeds
+        if baseline in IMAGE_BASELINES:  # a batch without images, videos or audio has nothing to replace
+            media = has_images(self.vlm, batch) or has_audio(self.vlm, batch)
+            cond = self.condition_embeds(batch, baseline) if media else call.embeds
         out = []
         for b, t in enumerate(targets):
             r = _extend_roles(roles[b], call.embeds.shape[1])

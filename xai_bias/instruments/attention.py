@@ -48,6 +48,16 @@ Trace datasets written by the ``attention`` method
                               default 16). Image ``i`` owns the next
                               ``rows_i * cols_i`` entries of a map row, row-major; the map's
                               valid length is ``sum(rows * cols)``.
+``attention/maps_video``      [L, MAP_WIDTH] float32 (``--save-maps``, families that take video):
+                              the same on the tokens of role ``video``, in sequence order
+``attention/video_grid``      [MAX_IMAGES, 3] int32: (temporal slots, tokens, frames) per video;
+                              video ``i`` owns the next ``tokens_i`` entries, split evenly over its
+                              slots in order (Qwen pairs 2 frames per slot)
+``attention/maps_audio``      [L, MAP_WIDTH] float32 (``--save-maps``, families that take audio):
+                              the same on the tokens of role ``audio``
+``attention/audio_grid``      [MAX_IMAGES, 2] int32: (tokens, milliseconds) per audio clip; its
+                              tokens are evenly spaced over the clip's duration
+``attention/maps`` is written for families that take images.
 """
 
 from __future__ import annotations
@@ -125,6 +135,40 @@ def _map_grid(batch: Any, item: int, max_images: int) -> np.ndarray:
     return out
 
 
+def _clip_grid(batch: Any, item: int, kind: str, max_clips: int) -> np.ndarray:
+    """``[max_clips, 3]`` (slots, tokens, frames) per video / ``[max_clips, 2]`` (tokens, ms) per
+    audio clip of item ``item`` (zero rows after the last)."""
+    media = batch.media[item] if item < len(getattr(batch, "media", ())) else None
+    roles = batch.role_matrix()[item]
+    n_tokens = int((roles == ROLE_INDEX[kind]).sum())
+    if kind == "video":
+        slots = list(getattr(media, "video_slots", ()) or ())
+        frames = list(getattr(media, "video_frames", ()) or ())
+        rows = [(s, 0, f) for s, f in zip(slots, frames)]
+    else:
+        seconds = list(getattr(media, "audio_seconds", ()) or ())
+        rows = [(0, int(round(s * 1000))) for s in seconds]
+    out = np.zeros((max_clips, 3 if kind == "video" else 2), np.int32)
+    if rows:
+        tokens = _runs(roles == ROLE_INDEX[kind])
+        if len(tokens) != len(rows):  # one run of placeholders per clip, else (SmolVLM's per-frame
+            # blocks) the clips in order of their share of the frames / the duration
+            weight = np.asarray([r[2] if kind == "video" else r[1] for r in rows], np.float64)
+            tokens = np.floor(weight / weight.sum() * n_tokens).astype(int) if weight.sum() else \
+                np.full(len(rows), n_tokens // len(rows))
+            tokens[-1] += n_tokens - tokens.sum()
+        for i, (r, t) in enumerate(zip(rows[:max_clips], tokens)):
+            out[i] = (r[0], t, r[2]) if kind == "video" else (t, r[1])
+    return out
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in ``mask``, in order."""
+    m = np.r_[False, np.asarray(mask, bool), False].astype(np.int8)
+    edges = np.flatnonzero(np.diff(m))
+    return edges[1::2] - edges[0::2]
+
+
 def _run_capture(vlm: Any, batch: Any, rows: Sequence[Sequence[int]], *, maps: bool, flow: bool) -> AttentionCapture:
     """One extra forward pass over ``batch`` with capture on ``rows``."""
     from ..models import forward
@@ -160,6 +204,7 @@ class AttentionMethod(Method):
         self._last: tuple[Any, AttentionCapture] | None = None
         self._map_width = int(self.options.map_width)
         self._map_images = int(self.options.map_max_images)
+        self._clip_kinds = tuple(k for k in ("video", "audio") if vlm.family.takes(k))
 
     def capture(self, batch: Any):
         return self._capture(batch)
@@ -206,9 +251,14 @@ class AttentionMethod(Method):
                 row["attention/mass_generated"] = _mean_rows(gen_src, b, gens[b])
             if want_maps:
                 mp = (extra if need_maps else cap).maps[b]
-                row["attention/maps"] = _image_map(mp, image_positions(self.vlm, batch, b, r),
-                                                   self._map_width)
-                row["attention/map_grid"] = _map_grid(batch, b, self._map_images)
+                if self.vlm.family.takes("image"):
+                    row["attention/maps"] = _image_map(mp, image_positions(self.vlm, batch, b, r),
+                                                       self._map_width)
+                    row["attention/map_grid"] = _map_grid(batch, b, self._map_images)
+                for kind in self._clip_kinds:
+                    row[f"attention/maps_{kind}"] = _image_map(mp, np.flatnonzero(r == ROLE_INDEX[kind]),
+                                                               self._map_width)
+                    row[f"attention/{kind}_grid"] = _clip_grid(batch, b, kind, self._map_images)
             if want_flow:
                 row["attention/flow"] = np.asarray((extra if need_flow else cap).flow[b], np.float32)
             out.append(row)
@@ -235,6 +285,17 @@ class AttentionMethod(Method):
                           "rows_i*cols_i entries (attention/map_grid), row-major"}
             attrs["attention/map_grid"] = {"shape": "[max_images, 2]: (rows, cols) per image, zero rows "
                                                     "after the last image", "max_images": self._map_images}
+            for kind in self._clip_kinds:
+                attrs[f"attention/maps_{kind}"] = {
+                    **common, "shape": "[L, width]", "width": self._map_width, "padding": "NaN",
+                    "query_row": rule, "normalisation": f"head-mean softmax probability on each {kind} token",
+                    "layout": f"{kind} tokens in sequence order, then NaN (attention/{kind}_grid)"}
+            grids = {"video": "[max_clips, 3]: (temporal slots, tokens, frames) per video; its tokens are "
+                              "split evenly over its slots, in order",
+                     "audio": "[max_clips, 2]: (tokens, milliseconds) per audio clip; its tokens are evenly "
+                              "spaced over the clip"}
+            for kind in self._clip_kinds:
+                attrs[f"attention/{kind}_grid"] = {"shape": grids[kind], "max_clips": self._map_images}
         if self.options.flow:
             attrs["attention/flow"] = {
                 **common, "shape": "[L, n_roles(query), n_roles(key)]",

@@ -215,6 +215,10 @@ class Method:
         self.settings = settings
         self.options: Any = settings.of(self.name) if self.name in load_methods() else NoSettings()
 
+    def prepare(self, modalities: Sequence[str]) -> None:
+        """Called once by the runner before the first batch with the non-text modalities the run
+        can show (``conditions.run_modalities``: e.g. ``("audio",)``); default: nothing."""
+
     def capture(self, batch: Any) -> ContextManager[Any]:
         """Context active during the scoring forward pass (hooks, attention override)."""
         return contextlib.nullcontext()

@@ -38,12 +38,20 @@ class IGSettings(Settings):
 
 @dataclass(frozen=True)
 class ShapleySettings(Settings):
-    groups: int = setting(2, "Shapley players: 2 = image / text, 3 = image / question / options",
-                          flag="--groups", aliases=("--shapley-groups",), choices=(2, 3))
-    baseline: str = setting("black", "what an absent image is for Shapley (absent text is the mean embedding)",
-                            choices=BASELINES)
+    groups: str = setting("modalities", "Shapley players: modalities = one group per modality shown (image, "
+                                        "video, audio) + text; split = the same with question / options; "
+                                        "2 = image / text; 3 = image / question / options (at most 5 groups)",
+                          flag="--groups", aliases=("--shapley-groups",), choices=("modalities", "split", "2", "3"))
+    baseline: str = setting("black", "what an absent image or video is for Shapley (absent text is the mean "
+                                     "embedding, absent audio is silence)", choices=BASELINES)
     value: str = setting("vocab", "explain the letter's log-prob over the vocabulary or among the option "
                                   "letters", choices=("vocab", "choice"))
+
+
+    def __post_init__(self) -> None:
+        if isinstance(self.groups, int) and not isinstance(self.groups, bool):
+            object.__setattr__(self, "groups", str(self.groups))  # shapley={"groups": 3} as before
+        super().__post_init__()
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class KnockoutSettings(Settings):
     window: int = setting(1, "layers knocked out together, starting at each layer", minimum=1)
     batch_size: int = setting(8, "knockout variants run through the decoder per batch (memory vs speed)",
                               minimum=1)
+    modality: str = setting("image", "whose tokens the answer row's attention is cut from",
+                            choices=("image", "video", "audio"))
 
 
 ATTENTION = register_method(MethodSpec(
@@ -69,6 +79,16 @@ ATTENTION = register_method(MethodSpec(
                     optional=True),
         DatasetSpec("attention/map_grid", "[max_images, 2]", "count",
                     "(rows, cols) of vision tokens per image", optional=True),
+        DatasetSpec("attention/maps_video", "[L, width]", "probability",
+                    "head-mean attention of the answer row on each video token (NaN-padded)", layer_axis=0,
+                    optional=True),
+        DatasetSpec("attention/video_grid", "[max_clips, 3]", "count",
+                    "(temporal slots, tokens, frames) per video", optional=True),
+        DatasetSpec("attention/maps_audio", "[L, width]", "probability",
+                    "head-mean attention of the answer row on each audio token (NaN-padded)", layer_axis=0,
+                    optional=True),
+        DatasetSpec("attention/audio_grid", "[max_clips, 2]", "value",
+                    "(tokens, milliseconds) per audio clip", optional=True),
         DatasetSpec("attention/flow", "[L, n_roles, n_roles]", "probability",
                     "role-to-role attention flow (query role, key role)", role_axis=2, layer_axis=0,
                     optional=True),

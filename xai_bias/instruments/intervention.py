@@ -8,13 +8,13 @@ when one of these methods measures, and its module wrappers are taken off the mo
 measurement ends (on error too), so the model is left exactly as it was.
 
 ``knockout`` → ``intervention/knockout [L]``: for every layer ``l``, the answer row's attention to
-the image tokens is cut at layers ``l … l+k-1`` (``--knockout-window`` = k; the window is clipped at
+the image tokens (``--knockout-modality``: or the video / audio tokens) is cut at layers ``l … l+k-1`` (``--knockout-window`` = k; the window is clipped at
 the last layer): the attention mask each of those layers receives is edited — (answer row, image
 keys) set to "masked" (False in a boolean mask, the dtype's minimum in an additive one; when the
 decoder passes no mask, i.e. plain causal attention, the causal mask is built first) — and the
 change of the target letter's log-prob (knocked − clean) is recorded. All windows and the clean
 run go through the decoder together as one batch (``--knockout-batch-size`` rows at a time), each
-batch row knocked at its own layers. An item without image tokens gets 0 at every layer. Needs an
+batch row knocked at its own layers. An item without tokens of that modality gets 0 at every layer. Needs an
 attention implementation that takes a mask (sdpa, eager, or one registered in the mask interface).
 
 ``logit_lens`` → ``intervention/logit_lens [L, n_options]``: the residual stream at the answer
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from ..models.decoder import DecoderCall, output_head
+from ..types import ROLE_INDEX
 from . import _embeds
 from ._embeds import DecoderMethod
 from .base import Target
@@ -116,17 +117,18 @@ def cut_mask(mask: torch.Tensor | None, rows: Sequence[int], query: int, keys: t
 
 
 def knockout(vlm: Any, call: DecoderCall, roles: np.ndarray, answer_pos: int, token_id: int,
-             window: int = 1, chunk: int | None = 8, starts: Sequence[int] | None = None) -> np.ndarray:
+             window: int = 1, chunk: int | None = 8, starts: Sequence[int] | None = None,
+             key_role: int = _embeds.IMAGE) -> np.ndarray:
     """``[len(starts)]`` float64: Δ log p(token) at ``answer_pos`` when the answer row's attention
-    to the image tokens is cut at layers ``s … s+window-1`` (for each start ``s``; default all
-    layers), relative to the clean run, for a batch-1 ``call``."""
+    to the tokens of role ``key_role`` (default: image) is cut at layers ``s … s+window-1`` (for
+    each start ``s``; default all layers), relative to the clean run, for a batch-1 ``call``."""
     import nnsight
 
     L = len(vlm.layers)
     starts = list(range(L)) if starts is None else list(starts)
     if window < 1:
         raise ValueError(f"knockout window must be >= 1, got {window}")
-    keys = torch.as_tensor(np.flatnonzero(roles == _embeds.IMAGE), device=call.embeds.device)
+    keys = torch.as_tensor(np.flatnonzero(roles == key_role), device=call.embeds.device)
     if keys.numel() == 0:
         return np.zeros(len(starts), dtype=np.float64)
     head = output_head(vlm)
@@ -194,14 +196,15 @@ class KnockoutMethod(DecoderMethod):
         out = []
         for item in self.items(batch, targets, "mean"):
             delta = knockout(self.vlm, item.call, item.roles, item.answer_pos, item.token_id,
-                             window=o.window, chunk=o.batch_size)
+                             window=o.window, chunk=o.batch_size, key_role=ROLE_INDEX[o.modality])
             out.append({"intervention/knockout": delta.astype(np.float32)})
         return out
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
+        m = self.options.modality
         return {"intervention/knockout": {
-            "window": int(self.options.window), "target": self.settings.target,
-            "value": "logp(target | answer row cut from image keys at layers l..l+window-1) - logp(target)",
+            "window": int(self.options.window), "target": self.settings.target, "modality": m,
+            "value": f"logp(target | answer row cut from {m} keys at layers l..l+window-1) - logp(target)",
         }}
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ class Batch:
     pad: tuple[int, ...]
     answer_pos: int
     image_grids: tuple[tuple[tuple[int, int], ...], ...] = ()
+    media: tuple[Any, ...] = ()  # per item: its Encoded.media (prompting.MediaLayout)
 
     def __len__(self) -> int:
         return len(self.roles)
@@ -109,7 +110,7 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
                 out[i, p:] = v[0]
             inputs[key] = out
             continue
-        if key not in sites.pixel_keys:
+        if key not in sites.pixel_keys + sites.audio_keys + sites.float_inputs:
             _check_declared(key, values, lengths)
         present = [v for v in values if v is not None]
         if sites.image_batching == "pad":
@@ -119,7 +120,7 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
             inputs[key] = _pad_images(present)
         else:
             inputs[key] = _concat(present)
-    if vlm.family.position_ids == "mask" or "image_grid_thw" not in inputs:
+    if vlm.family.position_ids == "mask" or not {"image_grid_thw", "video_grid_thw"} & set(inputs):
         mask = inputs["attention_mask"].long()
         inputs["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
     moved = {}
@@ -129,7 +130,7 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
             v = v.to(vlm.dtype)
         moved[k] = v
     return Batch(inputs=moved, roles=tuple(e.roles for e in encoded), pad=pads, answer_pos=T - 1,
-                 image_grids=tuple(e.image_grids for e in encoded))
+                 image_grids=tuple(e.image_grids for e in encoded), media=tuple(e.media for e in encoded))
 
 
 def image_positions(vlm: VLM, batch: Batch, item: int, roles: np.ndarray | None = None) -> np.ndarray:

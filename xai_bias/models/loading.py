@@ -12,7 +12,7 @@ from ..errors import UsageError
 from .devices import resolve_device, resolve_dtype
 from .families import Family, family_for_model_type
 from .processors import load_processor
-from .spec import VLM, make_spec
+from .spec import VLM, make_spec, placeholder_id
 
 _FILES = ["*.json", "*.jinja", "*.safetensors", "*.model", "*.txt", "*.py"]
 
@@ -78,6 +78,6 @@ def load_vlm(name_or_path: str | Path, device: str | torch.device = "auto", dtyp
     else:
         dev = model.get_input_embeddings().weight.device
     model = model.eval()
-    image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
+    image_token_id = placeholder_id(tokenizer, family.image_token)
     return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
                model_id=str(name_or_path), device=dev, dtype=dt)

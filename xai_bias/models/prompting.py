@@ -8,6 +8,13 @@ template as a unique marker, the markers are replaced by the real text (recordin
 processor expands the image placeholders (we shift the spans by its replacement offsets), and
 the tokenizer's offset mapping assigns each token the role of the segment it overlaps most.
 Image tokens are found by id; everything else is ``template``; position 0 is ``sink``.
+
+Video and audio clips (``view.videos`` / ``view.audios``) go before the rest of the user turn,
+videos first, as the model cards prompt them. Their placeholder tokens get the roles ``video``
+/ ``audio``: a token with the family's video / audio token id, or a placeholder id (an image
+token, SmolVLM's frames) inside the text the processor inserted for a video / an audio clip (its
+replacement offsets). Audio is resampled to the feature extractor's rate; a clip longer than the
+extractor's window (Whisper: 30 s) is an error, not cut.
 """
 
 from __future__ import annotations
@@ -29,6 +36,21 @@ _DROP_KEYS = ("offset_mapping", "text_replacement_offsets", "labels")
 
 
 @dataclass(frozen=True)
+class MediaLayout:
+    """Where the video and audio of one prompt are in time (for per-frame / over-time maps and
+    silence baselines). video_slots: temporal slots per video (its tokens split evenly among
+    them, in order; Qwen pairs 2 frames per slot); video_frames / video_seconds: frames shown
+    and the clip's duration; audio_seconds / audio_samples: each clip's duration and its number
+    of samples at the feature extractor's rate."""
+
+    video_slots: tuple[int, ...] = ()
+    video_frames: tuple[int, ...] = ()
+    video_seconds: tuple[float, ...] = ()
+    audio_seconds: tuple[float, ...] = ()
+    audio_samples: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class Encoded:
     """One tokenized prompt.
 
@@ -42,6 +64,7 @@ class Encoded:
     image_grids: tuple[tuple[int, int], ...]
     text: str = ""
     n_images: int = 0
+    media: MediaLayout = MediaLayout()
 
     @property
     def input_ids(self) -> torch.Tensor:
@@ -66,9 +89,10 @@ def segments(view: PromptView, images_first: bool = False, style: str | None = N
     from ..prompt_styles import get_style
 
     protocol = get_style(style or view.style)
+    clips = [("video", k) for k in range(len(view.videos))] + [("audio", k) for k in range(len(view.audios))]
     if protocol.layout == "after_text":
-        return _after_text(view, images_first, protocol.placeholder)
-    return _inline(view, images_first)
+        return clips + _after_text(view, images_first, protocol.placeholder)
+    return clips + _inline(view, images_first)
 
 
 def _inline(view: PromptView, images_first: bool) -> list[tuple[str, Any]]:
@@ -155,11 +179,12 @@ def _content(items: list[tuple[str, Any]]) -> tuple[list[dict], list[tuple[str, 
     segs: list[tuple[str, str]] = []
     run = ""
     for role, val in items:
-        if role == "image":
+        if role in ("image", "video", "audio"):
             if run:
                 content.append({"type": "text", "text": run})
                 run = ""
-            content.append({"type": "image"})
+            # video / audio items also carry their key: some published templates test `'audio' in content`
+            content.append({"type": role} if role == "image" else {"type": role, role: ""})
         elif role == "template":
             run += val
         else:
@@ -225,13 +250,73 @@ def _rgb(image):
     return image.convert("RGB") if getattr(image, "mode", "RGB") != "RGB" else image
 
 
+def _check_modalities(vlm: VLM, view: PromptView) -> None:
+    for kind, shown in (("image", view.images), ("video", view.videos), ("audio", view.audios)):
+        if shown and not vlm.family.takes(kind):
+            raise ValueError(f"{vlm.model_id} ({vlm.family.name}) takes no {kind} input, but the prompt shows "
+                             f"{len(shown)} {kind}(s); choose conditions without {kind}")
+
+
+def _audio_inputs(vlm: VLM, clips) -> tuple[list[np.ndarray], tuple[float, ...]]:
+    """The clips at the feature extractor's rate; ValueError for one longer than its window."""
+    fe = getattr(vlm.processor, "feature_extractor", None)
+    rate = int(getattr(fe, "sampling_rate", 16000))
+    window = getattr(fe, "n_samples", None)
+    out = []
+    for k, clip in enumerate(clips):
+        samples = clip.at_rate(rate).samples
+        if window and samples.shape[0] > window:
+            raise ValueError(f"audio {k + 1} is {samples.shape[0] / rate:.2f} s long, more than the "
+                             f"{window / rate:g} s the model's feature extractor sees (it would be cut)")
+        out.append(samples)
+    return out, tuple(float(c.duration) for c in clips)
+
+
+def _video_inputs(clips) -> tuple[list[list], dict[str, Any]]:
+    from transformers.video_utils import VideoMetadata
+
+    videos = [c.pil_frames() for c in clips]
+    meta = [VideoMetadata(total_num_frames=len(c), fps=float(c.fps), duration=float(c.duration),
+                          frames_indices=list(range(len(c))), video_backend="xai_bias.media") for c in clips]
+    return videos, ({"video_metadata": meta} if clips else {})
+
+
+def _clip_roles(ids, offsets, replacements, vlm: VLM) -> dict[int, str]:
+    """Position -> "video" / "audio" for the clips' placeholder tokens (module docstring)."""
+    sites = vlm.sites
+    own = {"video": set(sites.video_token_ids), "audio": set(sites.audio_token_ids)}
+    placeholders = set(sites.image_token_ids) | own["video"] | own["audio"]
+    spans = [(r["type"], *r["new_span"]) for r in replacements if r["type"] in own]
+    out: dict[int, str] = {}
+    for i, (tid, (a, b)) in enumerate(zip(ids, offsets)):
+        for kind in ("video", "audio"):
+            if tid in own[kind]:
+                out[i] = kind
+        if i in out or tid not in placeholders:
+            continue
+        for kind, s, e in spans:
+            if s <= a and b <= e and b > a:
+                out[i] = kind
+                break
+    return out
+
+
 def encode(vlm: VLM, view: PromptView) -> Encoded:
     """Tokenize ``view`` in the model's chat template; inputs with batch dim 1 and roles."""
+    _check_modalities(vlm, view)
     items = segments(view, images_first=vlm.family.images_first)
     text, spans, n_images = render(vlm, items)
     images = [_rgb(view.images[k]) for r, k in items if r == "image"]
+    audio, audio_seconds = _audio_inputs(vlm, [view.audios[k] for r, k in items if r == "audio"])
+    videos, video_kwargs = _video_inputs([view.videos[k] for r, k in items if r == "video"])
     bos = vlm.tokenizer.bos_token
     add_special = not (bos and bos in text)
+    media_kwargs = dict(video_kwargs)
+    if videos:
+        media_kwargs["videos"] = videos
+    if audio:
+        media_kwargs["audio"] = audio
+        media_kwargs["sampling_rate"] = int(getattr(vlm.processor.feature_extractor, "sampling_rate", 16000))
     out = vlm.processor(
         text=[text],
         images=images or None,
@@ -239,6 +324,7 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
         return_offsets_mapping=True,
         return_text_replacement_offsets=True,
         add_special_tokens=add_special,
+        **media_kwargs,
     )
     replacements = out.get("text_replacement_offsets")
     # an empty list may come back as an empty tensor (PaliGemma re-wraps its outputs)
@@ -247,9 +333,12 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
     ids = out["input_ids"][0].tolist()
     offsets = out["offset_mapping"][0].tolist()
     image_ids = set(vlm.sites.image_token_ids)
+    clip_roles = _clip_roles(ids, offsets, replacements, vlm) if (videos or audio) else {}
     role = np.full(len(ids), ROLE_INDEX["template"], dtype=np.int8)
     for i, (tid, (a, b)) in enumerate(zip(ids, offsets)):
-        if tid in image_ids:
+        if i in clip_roles:
+            role[i] = ROLE_INDEX[clip_roles[i]]
+        elif tid in image_ids:
             role[i] = ROLE_INDEX["image"]
         elif b > a:
             # the segment the token overlaps most: a token may carry a leading space or a
@@ -263,5 +352,17 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
                 role[i] = ROLE_INDEX[name]
     role[0] = ROLE_INDEX["sink"]
     inputs = {k: v for k, v in out.items() if k not in _DROP_KEYS and isinstance(v, torch.Tensor)}
+    clips = [view.videos[k] for r, k in items if r == "video"]
+    media = MediaLayout(video_slots=_video_slots(inputs, clips), video_frames=tuple(len(c) for c in clips),
+                        video_seconds=tuple(float(c.duration) for c in clips), audio_seconds=audio_seconds,
+                        audio_samples=tuple(int(a.shape[0]) for a in audio))
     return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=image_grids(inputs, replacements, vlm),
-                   text=text, n_images=len(images))
+                   text=text, n_images=len(images), media=media)
+
+
+def _video_slots(inputs, clips) -> tuple[int, ...]:
+    """Temporal slots per video: ``video_grid_thw``'s t (Qwen), else one per frame."""
+    thw = inputs.get("video_grid_thw")
+    if thw is not None:
+        return tuple(int(t) for t, _, _ in thw.tolist())
+    return tuple(len(c) for c in clips)

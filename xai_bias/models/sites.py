@@ -28,7 +28,17 @@ image batching             ``image_batching``  ``"concat"``: non-token inputs jo
 decoder-argument batch     ``decoder_batch_``  ``{("position_ids", 3): 1}`` (mrope ``[3, B, T]``)
 axes                       ``axes``            plus the entries given; all others: axis 0
 image placeholder tokens   ``image_tokens``    ``Family.image_token`` plus the tokens given
+audio-feature inputs       ``audio_keys``      none: float inputs an absent-audio baseline
+                                               replaces by the features of silence
+                                               (``input_features``); video pixels are
+                                               ``pixel_keys`` (``pixel_values_videos``)
+float media metadata       ``float_inputs``    none: float inputs that are neither pixels nor
+                                               audio (Qwen2.5-VL's ``second_per_grid_ts``),
+                                               batched like image metadata, never replaced
 =========================  ==================  =================================================
+
+Video and audio placeholder token ids (``Sites.video_token_ids`` / ``audio_token_ids``) come
+from ``Family.video_token`` / ``audio_token``.
 
 Paths are dotted names of *registered* submodules (as ``model.named_modules()`` lists them;
 a property aliasing a module does not count), so hooks, nnsight envoys and device maps agree.
@@ -83,6 +93,8 @@ class SiteSpec:
     image_batching: str = "concat"
     decoder_batch_axes: Mapping[tuple[str, int], int] = field(default_factory=dict)  # added to the defaults
     image_tokens: tuple[str, ...] = ()  # placeholder tokens besides Family.image_token
+    audio_keys: tuple[str, ...] = ()  # float audio-feature inputs (e.g. "input_features"): silence replaces them
+    float_inputs: tuple[str, ...] = ()  # float non-pixel media metadata (e.g. "second_per_grid_ts")
 
     def __post_init__(self) -> None:
         if self.image_batching not in IMAGE_BATCHING:
@@ -109,6 +121,10 @@ class Sites:
     image_batching: str = "concat"
     decoder_batch_axes: Mapping[tuple[str, int], int] = field(default_factory=lambda: DEFAULT_BATCH_AXES)
     image_token_ids: tuple[int, ...] = ()
+    audio_keys: tuple[str, ...] = ()
+    float_inputs: tuple[str, ...] = ()
+    video_token_ids: tuple[int, ...] = ()
+    audio_token_ids: tuple[int, ...] = ()
 
     @property
     def n_layers(self) -> int:
@@ -266,16 +282,17 @@ def _token_ids(tokenizer: Any, tokens: Sequence[str]) -> tuple[int, ...]:
     for tok in tokens:
         tid = tokenizer.convert_tokens_to_ids(tok)
         if tid is None or (tid == unk and tok != getattr(tokenizer, "unk_token", None)):
-            raise SiteError(f"image placeholder token {tok!r} is not in the tokenizer's vocabulary")
+            raise SiteError(f"placeholder token {tok!r} is not in the tokenizer's vocabulary")
         ids.append(int(tid))
     return tuple(dict.fromkeys(ids))
 
 
 def resolve_sites(model: torch.nn.Module, spec: SiteSpec = SiteSpec(), image_tokens: Sequence[str] = (),
-                  tokenizer: Any = None) -> Sites:
+                  tokenizer: Any = None, video_tokens: Sequence[str] = (), audio_tokens: Sequence[str] = ()) -> Sites:
     """Check ``spec`` against ``model`` and resolve every generic default (module docstring).
 
-    image_tokens: the family's placeholder tokens (their ids need ``tokenizer``; none without)."""
+    image_tokens / video_tokens / audio_tokens: the family's placeholder tokens of each modality
+    (their ids need ``tokenizer``; none without)."""
     decoder_path = _decoder_path(model, spec)
     decoder = submodule(model, decoder_path)
     where = decoder_path or "<model>"
@@ -291,6 +308,10 @@ def resolve_sites(model: torch.nn.Module, spec: SiteSpec = SiteSpec(), image_tok
         image_batching=spec.image_batching,
         decoder_batch_axes=MappingProxyType({**DEFAULT_BATCH_AXES, **spec.decoder_batch_axes}),
         image_token_ids=_token_ids(tokenizer, tuple(image_tokens) + tuple(spec.image_tokens)),
+        audio_keys=tuple(spec.audio_keys),
+        float_inputs=tuple(spec.float_inputs),
+        video_token_ids=_token_ids(tokenizer, tuple(video_tokens)),
+        audio_token_ids=_token_ids(tokenizer, tuple(audio_tokens)),
     )
 
 

@@ -18,7 +18,7 @@ class ModelSpec:
 
     family: str
     arch: str  # HF model_type
-    image_token_id: int
+    image_token_id: int  # -1: the family takes no images
     n_layers: int
     n_heads: int
     n_kv_heads: int
@@ -26,6 +26,11 @@ class ModelSpec:
     hidden_size: int
     vocab_size: int
     sliding_window_layers: tuple[int, ...] = ()
+
+
+def placeholder_id(tokenizer: Any, token: str | None) -> int:
+    """The id of placeholder ``token`` (-1 when the family has none, e.g. an audio model's image token)."""
+    return int(tokenizer.convert_tokens_to_ids(token)) if token else -1
 
 
 def text_config(config) -> Any:
@@ -72,7 +77,9 @@ class VLM:
     def __post_init__(self) -> None:
         if self.sites is None:
             self.sites = resolve_sites(self.model, self.family.sites, self.family.image_tokens,
-                                       getattr(self.processor, "tokenizer", None))
+                                       getattr(self.processor, "tokenizer", None),
+                                       video_tokens=tuple(t for t in (self.family.video_token,) if t),
+                                       audio_tokens=tuple(t for t in (self.family.audio_token,) if t))
 
     @property
     def decoder(self) -> torch.nn.Module:

@@ -79,3 +79,15 @@ INTERNVL_TEMPLATE = (  # OpenGVLab/InternVL3-*-hf
     "{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+QWEN2_AUDIO_TEMPLATE = (  # Qwen/Qwen2-Audio-7B-Instruct (as transformers' Qwen2AudioProcessor default)
+    "{% set audio_count = namespace(value=0) %}{% for message in messages %}{% if loop.first and "
+    "message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}"
+    "<|im_end|>\n{% else %}{% for content in message['content'] %}{% if 'audio' in content or 'audio_url' in "
+    "content or content['type'] == 'audio' %}{% set audio_count.value = audio_count.value + 1 %}Audio "
+    "{{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n{% elif 'text' in content %}"
+    "{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)

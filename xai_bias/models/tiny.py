@@ -6,8 +6,8 @@ import torch
 import transformers
 
 from .families import FAMILIES, Family
-from .processors import build_processor, image_processor_class
-from .spec import VLM, make_spec
+from .processors import build_processor, tiny_parts
+from .spec import VLM, make_spec, placeholder_id
 from .tokenizers import make_tokenizer
 
 
@@ -33,16 +33,17 @@ def tiny_vlm(arch: str, seed: int = 0, tokenizer=None) -> VLM:
     follows the tokenizer, e.g. a real subword vocabulary)."""
     family = FAMILIES.get(arch)
     tokenizer = make_tokenizer(arch) if tokenizer is None else tokenizer
-    image_processor = image_processor_class(family)(**dict(family.tiny_image_processor))
+    parts = tiny_parts(family)
     # some processors add tokens to the tokenizer (PaliGemma): build it before sizing the vocabulary
-    processor = build_processor(family, tokenizer, image_processor, family.chat_template, dict(family.tiny_processor))
+    processor = build_processor(family, tokenizer, parts.pop("image_processor"), family.chat_template,
+                                dict(family.tiny_processor), **parts)
     config = tiny_config(family, tokenizer)
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     model_cls = getattr(transformers, family.model_class)
     model = model_cls(config).eval()
     _randomise_zero_matrices(model, seed)
-    image_token_id = tokenizer.convert_tokens_to_ids(family.image_token)
+    image_token_id = placeholder_id(tokenizer, family.image_token)
     return VLM(model=model, processor=processor, spec=make_spec(family, model, image_token_id), family=family,
                model_id=f"tiny:{arch}", device=torch.device("cpu"), dtype=torch.float32)
 

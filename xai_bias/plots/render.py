@@ -13,6 +13,8 @@ fig4_overlays       answer-row attention (and IG) over the image, 3 layers      
 fig5_interventions  knockout Δ log-prob per layer; logit lens with / without image   per trace
 fig6_ablation       accuracy per condition (bars), agreement of predictions (Venn)   overlaid
 fig7_agreement      per-layer image shares of the methods against each other         per trace
+fig8_audio          answer-row attention over an audio clip in time (spectrogram)    per trace
+fig9_video          answer-row attention per video frame (temporal slot)             per trace
 ==================  ===============================================================  ==========
 
 With several traces, the per-trace figures get the model's name as a suffix
@@ -33,10 +35,11 @@ from .data import MissingData, Source, short_label, unique_labels
 from .heads import head_map
 from .interventions import interventions
 from .layers import delta_per_layer, layer_contributions, method_agreement
+from .clips import audio_overlay, video_frames
 from .overlays import image_overlays
 
 FIGURES: tuple[str, ...] = ("fig1_layers", "fig2_delta", "fig3_heads", "fig4_overlays", "fig5_interventions",
-                            "fig6_ablation", "fig7_agreement")
+                            "fig6_ablation", "fig7_agreement", "fig8_audio", "fig9_video")
 FORMATS = ("pdf", "png", "svg")
 
 
@@ -138,6 +141,11 @@ def render_all(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str 
             suffix = f"-{_slug(src.label)}" if multi else ""
             if "fig7_agreement" in want:
                 emit(f"fig7_agreement{suffix}", lambda s=src: method_agreement(s))
+            # the clip figures only for traces that hold clip maps (no note for image-only traces)
+            if "fig8_audio" in want and src.trace.has("attention/maps_audio"):
+                emit(f"fig8_audio{suffix}", lambda s=src: audio_overlay(s, sample=sample))
+            if "fig9_video" in want and src.trace.has("attention/maps_video"):
+                emit(f"fig9_video{suffix}", lambda s=src: video_frames(s, sample=sample))
     finally:
         for s in sources:
             close = getattr(s.trace, "close", None)

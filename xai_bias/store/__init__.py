@@ -48,9 +48,16 @@ Instruments add datasets outside /records, one row per record, settings as datas
     /attribution/ig          [R, L+1, n_roles]   float32: |IG| share per role, row 0 = input
                                                  embeddings (attrs: steps, baseline, ...)
     /attribution/ig_delta    [R]                 float32: IG convergence error
-    /attribution/shapley     [R, n_groups]       float32 (attrs: groups, baseline)
+    /attention/maps_video    [R, L, width]       float32: head-mean attention of the answer row on
+    /attention/maps_audio    [R, L, width]       each video / audio token, NaN-padded (--save-maps,
+                                                 families that take video / audio)
+    /attention/video_grid    [R, max_clips, 3]   int32: (temporal slots, tokens, frames) per video
+    /attention/audio_grid    [R, max_clips, 2]   int32: (tokens, milliseconds) per audio clip
+    /attribution/shapley     [R, n_groups]       float32 (attrs: groups, baseline; groups may be
+                                                 image, video, audio, text, question, options)
     /intervention/knockout   [R, L]              float32: change in the answer log-prob when the
-                                                 answer row's attention to image tokens is cut at
+                                                 answer row's attention to image tokens (attr
+                                                 modality: or video / audio tokens) is cut at
                                                  layer l
     /intervention/logit_lens [R, L, ...]         float32: per-layer readout of the answer letters
     /generation/answer_row   [R]                 int32 (cot mode, written by the runner): index in the

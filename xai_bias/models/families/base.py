@@ -28,6 +28,18 @@ class Family:
     processor_quirks: named fixes of the processor class (e.g. build it without a video processor).
     tiny_config: token ids -> kwargs of the family's config for a tiny random model.
     sites: hook sites and model inputs (``SiteSpec``; defaults = the generic rules of ``sites.py``).
+    modalities: the non-text inputs the family takes, in ``types.MODALITIES`` order ("image",
+      "video", "audio"); an audio-only family has ``image_token=""`` and
+      ``image_processor_class=""``.
+    video_token / audio_token: the placeholder token the processor repeats once per video /
+      audio feature (role ``video`` / ``audio``); a family whose video frames reuse the image
+      token (as SmolVLM's do; its video is not wired yet) leaves ``video_token`` None: its video
+      tokens are the image-token ids the processor inserted for a video (``prompting.encode``
+      reads the replacement spans).
+    video_processor_class: a torchvision-free video processor of ``models.video_processors``
+      (its name), built with ``tiny_video_processor`` for tiny models.
+    feature_extractor_class: the audio feature extractor (transformers class name, e.g.
+      ``WhisperFeatureExtractor``), built with ``tiny_feature_extractor`` for tiny models.
     """
 
     name: str
@@ -50,11 +62,22 @@ class Family:
     render: Callable[[Any, list[dict]], str] | None = None  # prompt builder when there is no chat template
     add_bos: bool = False  # the real tokenizer prepends bos_token itself
     sites: SiteSpec = field(default_factory=SiteSpec)
+    modalities: tuple[str, ...] = ("image",)
+    video_token: str | None = None
+    audio_token: str | None = None
+    video_processor_class: str | None = None
+    tiny_video_processor: Mapping[str, Any] = field(default_factory=dict)
+    feature_extractor_class: str | None = None
+    tiny_feature_extractor: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def image_tokens(self) -> tuple[str, ...]:
         """The vision placeholder tokens (the image role): ``image_token`` plus ``sites.image_tokens``."""
-        return (self.image_token, *self.sites.image_tokens)
+        return tuple(t for t in (self.image_token, *self.sites.image_tokens) if t)
+
+    def takes(self, modality: str) -> bool:
+        """Whether the family takes ``modality`` ("text" always)."""
+        return modality == "text" or modality in self.modalities
 
     def image_token_ids(self, tokenizer) -> list[int]:
         """Ids of the vision placeholder tokens (the image role)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from ..templates import LLAVA_TEMPLATE, ONEVISION_TEMPLATE
+from ..sites import SiteSpec
 from .base import FAMILIES, TINY_CLIP, TINY_SIGLIP, TINY_TEXT, Family
 
 def _llava_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
@@ -71,6 +72,10 @@ FAMILIES.register("llava_onevision", Family(
                           "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]},
     tiny_processor={"num_image_tokens": 4, "vision_feature_select_strategy": "full",
                     "vision_aspect_ratio": "anyres_max_9"},
-    processor_quirks=("no_video",),
     images_first=True,
+    modalities=("image", "video"),
+    video_token="<video>",
+    video_processor_class="OnevisionVideoProcessorPil",
+    tiny_video_processor={"size": {"height": 28, "width": 28}},
+    sites=SiteSpec(pixel_keys=("pixel_values", "pixel_values_videos")),
 ))

@@ -33,7 +33,12 @@ QWEN_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|
                  "<|image_pad|>", "<|video_pad|>", "<unk>")
 QWEN_NAMED = {"eos_token": "<|im_end|>", "pad_token": "<|endoftext|>", "unk_token": "<unk>"}
 QWEN_IMAGE_PROC = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
-QWEN_SITES = SiteSpec(token_inputs={"mm_token_type_ids": TokenInput(pad=0, generated=0)})  # mrope needs them
+# mrope needs mm_token_type_ids; videos: pixel_values_videos, and Qwen2.5-VL's seconds per temporal patch
+QWEN_SITES = SiteSpec(token_inputs={"mm_token_type_ids": TokenInput(pad=0, generated=0)},
+                      pixel_keys=("pixel_values", "pixel_values_videos"), float_inputs=("second_per_grid_ts",))
+QWEN_VIDEO = dict(modalities=("image", "video"), video_token="<|video_pad|>",
+                  video_processor_class="QwenVideoProcessorPil",
+                  tiny_video_processor={"min_pixels": 56 * 56, "max_pixels": 112 * 112})
 
 FAMILIES.register("qwen2_5_vl", Family(
     name="qwen2_5_vl",
@@ -48,9 +53,9 @@ FAMILIES.register("qwen2_5_vl", Family(
     chat_template=QWEN_VL_TEMPLATE,
     tiny_config=_qwen_tiny,
     tiny_image_processor=QWEN_IMAGE_PROC,
-    processor_quirks=("no_video",),
     position_ids="model",
     sites=QWEN_SITES,
+    **QWEN_VIDEO,
 ))
 
 FAMILIES.register("qwen2_vl", Family(
@@ -66,7 +71,7 @@ FAMILIES.register("qwen2_vl", Family(
     chat_template=QWEN_VL_TEMPLATE,
     tiny_config=lambda ids: _qwen_tiny(ids, v2=True),
     tiny_image_processor=QWEN_IMAGE_PROC,
-    processor_quirks=("no_video",),
     position_ids="model",
     sites=QWEN_SITES,
+    **QWEN_VIDEO,
 ))
