@@ -486,3 +486,15 @@ def test_audio_text_study_without_image(tmp_path):
         assert "C(audio)" in text and "C(image)" not in text.split("== attention (mass)")[1].split("==")[0]
     finally:
         CONDITION_REGISTRY.remove("audio_silenced_test")
+
+
+def test_knockout_follows_the_modality_it_cut(tmp_path):
+    """/intervention/knockout says whose keys were cut (attr ``modality``): the estimator puts the
+    drop in that modality's column (audio here), and records without audio tokens are left out."""
+    recs = [_nmod_record(f"s{i}", 0.0, 0.15, 0.40, has_image=False,
+                         **{"intervention/knockout": np.array([-0.5, -0.1, -0.3], np.float32)}) for i in range(3)]
+    path = _write(tmp_path / "ko.h5", recs, {"intervention/knockout": {"modality": "audio"}})
+    t = estimate(path, methods="knockout", n_bootstrap=20).table("knockout")
+    assert t.modalities == ("audio",) and "attention to the audio" in t.definition
+    np.testing.assert_allclose(t.contribution[:, 4], [0.5, 0.1, 0.3], atol=1e-6)  # the audio column
+    assert np.isnan(t.contribution[:, 0]).all()

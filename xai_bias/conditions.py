@@ -281,7 +281,11 @@ def removes(condition: str) -> str | None:
     return CONDITION_REGISTRY.get(condition).removes if condition in CONDITION_REGISTRY else None
 
 
-def condition_label(condition: str) -> str:
+def condition_label(condition: str, modalities: tuple[str, ...] | None = None) -> str:
+    """The registered label; ``complete`` names the study's modalities when they are given and
+    are not the image alone ("audio + text" in an audio study, "image + text" otherwise)."""
+    if condition == "complete" and modalities and tuple(modalities) != ("image",):
+        return " + ".join([*modalities, "text"])
     return CONDITION_REGISTRY.get(condition).label if condition in CONDITION_REGISTRY else condition
 
 

@@ -29,8 +29,6 @@ MODALITIES: Mapping[str, tuple[str, ...]] = _pytypes.MappingProxyType(
     {
         "image": ("image",),
         "text": ("question", "options", "instruction"),
-        "video": ("video",),
-        "audio": ("audio",),
         "other": ("sink", "template"),
         "video": ("video",),
         "audio": ("audio",),

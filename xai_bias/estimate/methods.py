@@ -35,11 +35,14 @@ from .contributions import (Contributions, Measure, NotApplicable, modality_role
 from .results import MODALITY_COLUMNS, AblationRow, HeadMap, LensCurve
 
 
-def _image_tokens(view: Any) -> np.ndarray | None:
-    """[R] number of image-role tokens per record (None when the trace lacks role counts)."""
-    if not view.has("records/role_tokens") or "image" not in view.roles:
+def _modality_tokens(view: Any, modality: str = "image") -> np.ndarray | None:
+    """[R] number of tokens of ``modality``'s roles per record (None without role counts)."""
+    from ..types import MODALITIES
+
+    idx = [view.roles.index(r) for r in MODALITIES[modality] if r in view.roles]
+    if not view.has("records/role_tokens") or not idx:
         return None
-    return np.asarray(view.column("records/role_tokens"))[:, view.roles.index("image")]
+    return np.asarray(view.column("records/role_tokens"))[:, idx].sum(1)
 
 
 def attention(view: Any) -> Contributions:
@@ -69,7 +72,7 @@ def attention(view: Any) -> Contributions:
 
 
 def _head_maps(view: Any, mass: np.ndarray, idx: list[list[int]]) -> list[HeadMap]:
-    img_tokens = _image_tokens(view)
+    img_tokens = _modality_tokens(view, "image")
     keep = view.sel.copy()
     if img_tokens is not None:
         keep &= img_tokens > 0
@@ -156,15 +159,18 @@ def shapley(view: Any) -> Contributions:
 def knockout(view: Any) -> Contributions:
     ko = np.asarray(view.column("intervention/knockout"), dtype=np.float64)  # [R, L]
     R, L = ko.shape
+    modality = str(view.dataset_attrs("intervention/knockout").get("modality", "image"))  # which keys were cut
+    if modality not in MODALITY_COLUMNS:
+        raise NotApplicable(f"/intervention/knockout cut the keys of {modality!r}, not a modality")
     X = np.full((R, L, len(MODALITY_COLUMNS)), np.nan)
-    X[:, :, MODALITY_COLUMNS.index("image")] = -ko
-    img_tokens = _image_tokens(view)
-    if img_tokens is not None:
-        X[img_tokens == 0] = np.nan  # nothing to knock out: not a measurement
+    X[:, :, MODALITY_COLUMNS.index(modality)] = -ko
+    tokens = _modality_tokens(view, modality)
+    if tokens is not None:
+        X[tokens == 0] = np.nan  # nothing to knock out: not a measurement
     return Contributions([Measure(
         "knockout", "logprob drop", np.arange(L), X, nanmean_axis(X, 1), "effect", overall_rule="mean over layers",
-        definition="drop of the answer log-prob when the answer row's attention to the image is cut "
-                   "at the layer (image only: text is not knocked out, so no share and no Δ)",
+        definition=f"drop of the answer log-prob when the answer row's attention to the {modality} is cut "
+                   f"at the layer ({modality} only: text is not knocked out, so no share and no Δ)",
         units="logprob_change")])
 
 

@@ -133,11 +133,12 @@ def _render(header: list[str], rows: list[list[str]]) -> list[str]:
 def _columns(t: ModalityTable) -> tuple[list[int], list[int]]:
     """Modality columns a table shows: (contributions: the measured modalities + other, in column
     order; shares: the measured modalities other than the text, e.g. just the image)."""
-    shown = [j for j, m in enumerate(MODALITY_COLUMNS) if m in t.modalities or m == "other"]
-    if not t.modalities:  # a table from an estimate of an older version: image, text, other
-        shown = [j for j, m in enumerate(MODALITY_COLUMNS) if m in ("image", "text", "other")]
+    mods = t.modalities or ("image", "text")  # a table from an estimate of an older version
+    shown = [j for j, m in enumerate(MODALITY_COLUMNS) if m in mods] + [MODALITY_COLUMNS.index("other")]
     shares = [j for j in shown if MODALITY_COLUMNS[j] not in ("text", "other") and MODALITY_COLUMNS[j] in t.included]
-    return shown, shares or [MODALITY_COLUMNS.index("image")]
+    if not shares and not t.included and mods == ("image", "text"):
+        shares = [MODALITY_COLUMNS.index("image")]  # an image-text table without shares keeps its column
+    return shown, shares
 
 
 def _table_text(t: ModalityTable, est: Estimate) -> list[str]:
@@ -204,7 +205,8 @@ def format_estimate(est: Estimate) -> str:
         out += ["   " + s for s in _render(header, rows)] + [""]
     if est.agreement:
         out.append("== agreement between methods (Spearman): 'layers' over per-layer image shares, "
-                   "'samples' over per-sample image scores")
+                   "'samples' over per-sample image scores (the first non-text modality measured: the "
+                   "image in an image-text study)")
         header = ["kind", "condition", "mode", "method A", "method B", "n", "spearman"]
         rows = [[g.kind, g.condition, g.mode, g.method_a, g.method_b, str(g.n), _f(g.spearman, ".3f")]
                 for g in est.agreement]

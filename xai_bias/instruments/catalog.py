@@ -59,8 +59,9 @@ class KnockoutSettings(Settings):
     window: int = setting(1, "layers knocked out together, starting at each layer", minimum=1)
     batch_size: int = setting(8, "knockout variants run through the decoder per batch (memory vs speed)",
                               minimum=1)
-    modality: str = setting("image", "whose tokens the answer row's attention is cut from",
-                            choices=("image", "video", "audio"))
+    modality: str = setting("auto", "whose tokens the answer row's attention is cut from (auto: the first "
+                                    "of image, video, audio that the run shows)",
+                            choices=("auto", "image", "video", "audio"))
 
 
 ATTENTION = register_method(MethodSpec(

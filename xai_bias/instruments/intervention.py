@@ -35,7 +35,7 @@ from ..models.decoder import DecoderCall, output_head
 from ..types import ROLE_INDEX
 from . import _embeds
 from ._embeds import DecoderMethod
-from .base import Target
+from .base import MethodSettings, Target
 
 
 def _instance_state(module: torch.nn.Module) -> dict[int, dict[str, Any]]:
@@ -187,25 +187,40 @@ def logit_lens(vlm: Any, call: DecoderCall, answer_pos: Sequence[int], letter_id
 
 
 class KnockoutMethod(DecoderMethod):
-    """Attention knockout of the image tokens per layer window (module docstring)."""
+    """Attention knockout of one modality's tokens per layer window (module docstring)."""
 
     name = "knockout"
+
+    def __init__(self, vlm: Any, settings: MethodSettings = MethodSettings()):
+        super().__init__(vlm, settings)
+        self.modality = self.options.modality if self.options.modality != "auto" else _first_modality(
+            getattr(getattr(vlm, "family", None), "modalities", ("image",)))
+
+    def prepare(self, modalities: Sequence[str]) -> None:
+        """``--knockout-modality auto``: the first non-text modality the run shows."""
+        if self.options.modality == "auto" and modalities:
+            self.modality = _first_modality(modalities)
 
     def measure(self, batch: Any, targets: Sequence[Target]) -> list[dict[str, np.ndarray]]:
         o = self.options
         out = []
         for item in self.items(batch, targets, "mean"):
             delta = knockout(self.vlm, item.call, item.roles, item.answer_pos, item.token_id,
-                             window=o.window, chunk=o.batch_size, key_role=ROLE_INDEX[o.modality])
+                             window=o.window, chunk=o.batch_size, key_role=ROLE_INDEX[self.modality])
             out.append({"intervention/knockout": delta.astype(np.float32)})
         return out
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
-        m = self.options.modality
+        m = self.modality
         return {"intervention/knockout": {
             "window": int(self.options.window), "target": self.settings.target, "modality": m,
             "value": f"logp(target | answer row cut from {m} keys at layers l..l+window-1) - logp(target)",
         }}
+
+
+def _first_modality(modalities: Sequence[str]) -> str:
+    """The first of image, video, audio among ``modalities`` (image when none)."""
+    return next((m for m in ("image", "video", "audio") if m in modalities), "image")
 
 
 class LogitLensMethod(DecoderMethod):

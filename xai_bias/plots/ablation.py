@@ -82,7 +82,7 @@ def _bars(ax, sources: Sequence[Source], tables: list[list]) -> None:
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 132 if multi else 118)
     ax.set_yticks(range(0, 101, 20))
-    ax.set_title("accuracy per condition (change vs image + text)")
+    ax.set_title(f"accuracy per condition (change vs {condition_label('complete')})")
     if multi:
         ax.legend(handles=[Patch(facecolor=S.model_color(j), edgecolor="black", linewidth=0.4,
                                  hatch=S.HATCHES[j % 4], label=short_label(s.label))

@@ -55,6 +55,13 @@ class Source:
         have = set(self.column("records/mode")[self.ok()].tolist())
         return [m for m in ("direct", "cot") if m in have] + sorted(have - {"direct", "cot"})
 
+    def modalities(self) -> tuple[str, ...]:
+        """The non-text modalities the estimate measured, in column order (("image",) when none)."""
+        from ..estimate.results import MODALITY_COLUMNS
+
+        seen = {m for t in getattr(self.estimate, "tables", ()) for m in getattr(t, "modalities", ())}
+        return tuple(m for m in MODALITY_COLUMNS if m in seen and m not in ("text", "other")) or ("image",)
+
     def main_mode(self) -> str:
         modes = self.modes()
         return modes[0] if modes else "direct"

@@ -113,7 +113,7 @@ def render_all(paths: str | os.PathLike | Sequence[str | os.PathLike], out: str 
 
     def emit(name: str, build: Callable[[], Any]) -> None:
         try:
-            with S.paper_style():
+            with S.paper_style(), S.study(sources[0].modalities()):
                 fig = build()
         except MissingData as e:
             notes.append(f"skipped {name}: {e}")

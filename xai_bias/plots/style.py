@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -78,11 +79,27 @@ def method_color(method: str, i: int = 0) -> str:
     return color or color_cycle(i)
 
 
+#: the non-text modalities of the study being drawn (``study``), for labels such as the
+#: complete input's ("image + text", "audio + text")
+_STUDY: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("xai_bias_study", default=("image",))
+
+
+@contextlib.contextmanager
+def study(modalities: Sequence[str]) -> Iterator[None]:
+    """Within the block, labels name these modalities (``render_all`` sets the trace's)."""
+    token = _STUDY.set(tuple(modalities) or ("image",))
+    try:
+        yield
+    finally:
+        _STUDY.reset(token)
+
+
 def condition_label(condition: str) -> str:
-    """The condition's registered label (``Condition.label``); the name when unregistered."""
+    """The condition's registered label (``Condition.label``; the complete input named after the
+    study's modalities); the name when unregistered."""
     from ..conditions import condition_label as label
 
-    return label(condition)
+    return label(condition, _STUDY.get())
 
 
 def condition_bar_label(condition: str) -> str:
