@@ -59,6 +59,9 @@ FAMILY_VOCAB = {
     "llava": "sentencepiece",
     "gemma3": "sentencepiece_no_prefix",
     "paligemma": "sentencepiece_no_prefix",
+    # issue 15b families
+    "llava_next": "sentencepiece",  # llava-v1.6-mistral-7b: Mistral 7B's own SentencePiece (+ <image>)
+    "gemma4": "sentencepiece_no_prefix",
 }
 STAND_INS = {
     "smolvlm": "SmolLM2's BPE is not on PyPI without a 93 MB GGUF package (+ llama-cpp-python build); "
@@ -67,6 +70,7 @@ STAND_INS = {
     "gemma3": "Gemma's SentencePiece is on PyPI only in GGUF packages of hundreds of MB; "
               "Mistral's without the dummy prefix (Gemma's style) instead",
     "paligemma": "as gemma3",
+    "gemma4": "Gemma 4's 262k SentencePiece is not on PyPI outside GGUF model packages; as gemma3",
 }
 
 QWEN2_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",

@@ -1,4 +1,17 @@
-"""Chat templates of the real checkpoints (Jinja text as published with each model)."""
+"""Chat templates of the real checkpoints (Jinja text as published with each model).
+
+Short ones are written here; long ones lie verbatim in ``chat_templates/NAME.jinja`` (read with
+``published_template(NAME)``), each with its source in ``chat_templates/SOURCES.md``.
+"""
+
+import functools
+from importlib import resources
+
+
+@functools.lru_cache(maxsize=None)
+def published_template(name: str) -> str:
+    """The verbatim chat template ``chat_templates/<name>.jinja``."""
+    return resources.files(__package__).joinpath("chat_templates", f"{name}.jinja").read_text(encoding="utf-8")
 
 QWEN_VL_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
@@ -78,4 +91,15 @@ INTERNVL_TEMPLATE = (  # OpenGVLab/InternVL3-*-hf
     "{{ '<IMG_CONTEXT>\n' }}{% elif content['type'] == 'video' %}{{ '<video>\n' }}{% elif content['type'] == 'text' %}"
     "{{ content['text'] }}{% endif %}{% endfor %}{% endif %}{{'<|im_end|>\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+LLAVA_NEXT_MISTRAL_TEMPLATE = (  # llava-hf/llava-v1.6-mistral-7b-hf (chat_template.json)
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{ '<<SYS>>\n' + message['content'][0]['text'] "
+    "+ '\n<</SYS>>\n\n' }}{% elif message['role'] == 'user' %}{{ '[INST] ' }}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{# Render all text next #}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] }}{% endfor %}{{' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' ' + message['content'][0]['text'] + '<\\\\s> '}}{% else %}"
+    "{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
 )
