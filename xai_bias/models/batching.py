@@ -28,6 +28,7 @@ class Batch:
     pad: tuple[int, ...]
     answer_pos: int
     image_grids: tuple[tuple[tuple[int, int], ...], ...] = ()
+    image_tiles: tuple[tuple, ...] = ()  # per item: models.layout.Tile rows
 
     def __len__(self) -> int:
         return len(self.roles)
@@ -129,7 +130,7 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
             v = v.to(vlm.dtype)
         moved[k] = v
     return Batch(inputs=moved, roles=tuple(e.roles for e in encoded), pad=pads, answer_pos=T - 1,
-                 image_grids=tuple(e.image_grids for e in encoded))
+                 image_grids=tuple(e.image_grids for e in encoded), image_tiles=tuple(e.image_tiles for e in encoded))
 
 
 def image_positions(vlm: VLM, batch: Batch, item: int, roles: np.ndarray | None = None) -> np.ndarray:

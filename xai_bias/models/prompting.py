@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from ..types import LETTERS, ROLE_INDEX, PromptView, TokenRoles
+from .layout import image_tiles
 from .spec import VLM
 
 _PLACEHOLDER = re.compile(r"<image\s*(\d+)>")
@@ -43,6 +44,7 @@ class Encoded:
     image_grids: tuple[tuple[int, int], ...]
     text: str = ""
     n_images: int = 0
+    image_tiles: tuple = ()  # models.layout.Tile per tile of every image (where each token sits)
 
     @property
     def input_ids(self) -> torch.Tensor:
@@ -291,5 +293,11 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
                 role[i] = ROLE_INDEX[name]
     role[0] = ROLE_INDEX["sink"]
     inputs = {k: v for k, v in out.items() if k not in _DROP_KEYS and isinstance(v, torch.Tensor)}
-    return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=image_grids(inputs, replacements, vlm),
-                   text=text, n_images=len(images))
+    grids = image_grids(inputs, replacements, vlm)
+    image_reps = [r["replacement"] for r in replacements if r["type"] == "image"]
+    counts = [sum(rep.count(t) for t in vlm.family.image_tokens) for rep in image_reps]
+    tiles = image_tiles(vlm, counts if len(counts) == len(grids) else [r * c for r, c in grids], grids,
+                        image_reps if len(image_reps) == len(grids) else [""] * len(grids),
+                        [(im.height, im.width) for im in images], inputs)
+    return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=grids, text=text, n_images=len(images),
+                   image_tiles=tiles)

@@ -28,6 +28,7 @@ def _aya_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("aya_vision", Family(
     name="aya_vision",
+    image_layout="aya",
     description="Aya Vision (e.g. CohereLabs/aya-vision-8b)",
     model_types=("aya_vision",),
     model_class="AyaVisionForConditionalGeneration",

@@ -57,6 +57,7 @@ def _onevision_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("llava_onevision", Family(
     name="llava_onevision",
+    image_layout="anyres",
     description="LLaVA-OneVision (e.g. llava-hf/llava-onevision-qwen2-7b-ov-hf)",
     model_types=("llava_onevision",),
     model_class="LlavaOnevisionForConditionalGeneration",
@@ -85,6 +86,7 @@ def _llava_next_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("llava_next", Family(
     name="llava_next",
+    image_layout="anyres",
     description="LLaVA-NeXT / LLaVA-1.6, anyres tiles (e.g. llava-hf/llava-v1.6-mistral-7b-hf)",
     model_types=("llava_next",),
     model_class="LlavaNextForConditionalGeneration",
