@@ -127,16 +127,20 @@ def _image_map(maps_row: np.ndarray, img: np.ndarray, width: int) -> np.ndarray:
 
 def _map_grid(batch: Any, item: int, max_images: int, width: int = MAP_WIDTH) -> np.ndarray:
     """``[max_images, 2]`` int32 (rows, cols) per image, zero rows after the last image; an image
-    cut by a truncated map (``width``) keeps the whole rows the map holds (none: a zero row)."""
+    cut by a truncated map (``width``) keeps the whole rows the map holds (a 1 x n strip: the
+    entries it holds; none: a zero row)."""
     grids = getattr(batch, "image_grids", ()) or ()
     grid = np.asarray(grids[item] if item < len(grids) else (), dtype=np.int32).reshape(-1, 2).copy()
     offset = 0
     for g in grid:
         n = int(g[0] * g[1])
         if offset + n > width:
-            g[0] = max(0, (width - offset) // max(int(g[1]), 1))
-            if g[0] == 0:
-                g[1] = 0
+            if g[0] == 1:  # a strip (1 x n): the entries the map holds
+                g[1] = max(0, width - offset)
+            else:
+                g[0] = max(0, (width - offset) // max(int(g[1]), 1))
+            if g[0] == 0 or g[1] == 0:
+                g[:] = 0
         offset += n
     out = np.zeros((max_images, 2), np.int32)
     out[: min(len(grid), max_images)] = grid[:max_images]
