@@ -261,7 +261,9 @@ class AttentionMethod(Method):
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
         common = {"roles": list(ROLES), "compute_dtype": "float32",
-                  "implementation": "sdpa + selected softmax rows (capture_attention)"}
+                  "implementation": "sdpa + selected softmax rows (capture_attention)",
+                  # hybrid decoders: the rows of layers without attention are NaN
+                  "attention_layers": list(self.vlm.sites.attention_layers)}
         rule = ("direct: the last prompt position (Target.answer_pos); cot: the position whose row "
                 "emits the parsed answer letter, from one forward pass over prompt + generation")
         norm = ("softmax probabilities of the query row summed over the keys of each role "

@@ -100,8 +100,9 @@ class VLM:
     def final_norm(self) -> torch.nn.Module:
         return self.sites.final_norm_of(self.model)
 
-    def attention_modules(self) -> list[torch.nn.Module]:
-        """The self-attention module of every decoder layer, in layer order."""
+    def attention_modules(self) -> list[torch.nn.Module | None]:
+        """The self-attention module of every decoder layer, in layer order (``None`` for a layer
+        without attention: ``sites.attention_free``)."""
         return self.sites.attention_of(self.model)
 
     @property
