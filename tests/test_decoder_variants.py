@@ -1,8 +1,9 @@
-"""Hybrid decoders: layers without attention (LFM2's short convolutions) resolve to ``None`` sites;
+"""Decoder variants the family tests do not reach offline. Hybrid decoders: layers without attention (LFM2's short convolutions) resolve to ``None`` sites;
 the attention capture observes the attention layers only (equal to eager there, NaN elsewhere), the
 knockout cuts only where there is attention (NaN for a window without it), the logit lens reads
 every layer. On a tiny LFM2-VL decoder built from its config (its image processor needs
-torchvision, so the family itself is not supported here; text-only inputs)."""
+torchvision, so the family itself is not supported here; text-only inputs). Llama 4: chunked local
+attention, checked against eager on its tiny decoder (same reason)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,60 @@ def test_knockout_cuts_attention_layers_only():
     lens = logit_lens(vlm, rec.call, [T - 1], [[token]])[0]
     assert lens.shape == (4, 1) and np.isfinite(lens).all()
     np.testing.assert_allclose(lens[-1, 0], torch.log_softmax(logits[0, -1].double(), -1)[token].item(), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Llama 4: chunked local attention (attention_chunk_size) in 3 of 4 layers, MoE feed-forward
+
+
+@functools.lru_cache(maxsize=None)
+def llama4():
+    from transformers import Llama4Config, Llama4ForConditionalGeneration
+
+    text = dict(vocab_size=120, hidden_size=64, intermediate_size=128, intermediate_size_mlp=128, num_hidden_layers=4,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=16, num_local_experts=2,
+                num_experts_per_tok=1, attention_chunk_size=4, interleave_moe_layer_step=2,
+                no_rope_layers=[1, 1, 1, 0], use_qk_norm=True)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, image_size=28,
+                  patch_size=14, vision_output_dim=32, projector_input_dim=32, projector_output_dim=32)
+    cfg = Llama4Config(text_config=text, vision_config=vision)
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    return Llama4ForConditionalGeneration(cfg).eval()
+
+
+def test_llama4_chunked_attention_capture_equals_eager():
+    """The capture sees the chunked mask the decoder builds for its chunked layers: every row's mass
+    equals eager attention's (keys outside the row's chunk carry none)."""
+    model = llama4()
+    sites = resolve_sites(model, SiteSpec(decoder="language_model.model"))
+    assert model.config.text_config.layer_types[:3] == ["chunked_attention"] * 3
+    vlm = SimpleNamespace(model=model, sites=sites)
+    # the text model alone: in transformers 5.24 Llama4ForConditionalGeneration.forward ends in an
+    # AttributeError ('MoeCausalLMOutputWithPast' has no 'image_outputs') whenever return_dict is on
+    lm = model.language_model
+    ids, mask = _inputs(T=11)
+    roles = np.where(mask.numpy() > 0, ROLE_INDEX["question"], -1)
+    roles[:, 1:5] = ROLE_INDEX["image"]  # keys in the first chunk only
+    rows = [5, 8, 10]
+    with torch.no_grad():
+        ref = lm(input_ids=ids, attention_mask=mask).logits
+        with capture_attention(vlm, [rows, rows], roles) as cap:
+            got = lm(input_ids=ids, attention_mask=mask).logits
+    assert torch.equal(ref, got) and cap.n_calls.tolist() == [1, 1, 1, 1]
+    model.set_attn_implementation("eager")
+    try:
+        with torch.no_grad():
+            att = lm(input_ids=ids, attention_mask=mask, output_attentions=True).attentions
+    finally:
+        model.set_attn_implementation("sdpa")
+    for b in range(2):
+        for row in rows:
+            mass = cap.mass_at(b, row)
+            for layer, a in enumerate(att):
+                p = a[b, :, row].double().numpy()
+                want = np.stack([p[:, roles[b] == r].sum(-1) for r in range(mass.shape[-1])], -1)
+                assert np.abs(mass[layer] - want).max() < 1e-6, (b, row, layer)
+            # rows 8 and 10 lie in later chunks: the chunked layers give the image keys no attention
+            if row >= 8:
+                assert mass[:3, :, ROLE_INDEX["image"]].max() == 0 and mass[3, :, ROLE_INDEX["image"]].min() > 0
