@@ -63,6 +63,8 @@ FAMILY_VOCAB = {
     "llava_next": "sentencepiece",  # llava-v1.6-mistral-7b: Mistral 7B's own SentencePiece (+ <image>)
     "gemma4": "sentencepiece_no_prefix",
     "aya_vision": "llama3",
+    "deepseek_vl": "llama3",
+    "janus": "llama3",
 }
 STAND_INS = {
     "smolvlm": "SmolLM2's BPE is not on PyPI without a 93 MB GGUF package (+ llama-cpp-python build); "
@@ -73,6 +75,8 @@ STAND_INS = {
     "paligemma": "as gemma3",
     "gemma4": "Gemma 4's 262k SentencePiece is not on PyPI outside GGUF model packages; as gemma3",
     "aya_vision": "Cohere's 256k byte-level BPE is not on PyPI; Llama 3's byte-level BPE (same Ġ style) instead",
+    "deepseek_vl": "DeepSeek LLM's 100k byte-level BPE is not on PyPI; Llama 3's byte-level BPE instead",
+    "janus": "as deepseek_vl",
 }
 
 QWEN2_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",

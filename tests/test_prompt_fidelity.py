@@ -30,7 +30,9 @@ INSTR = "Answer with the option's letter from the given choices directly."
 
 # families whose tiny template is not the checkpoint's published one (the real folder brings its own)
 UNPUBLISHED = {"aya_vision": "CohereLabs/aya-vision-8b's template is not reachable offline; vLLM's documented "
-                             "prompt format instead"}
+                             "prompt format instead",
+               "deepseek_vl": "reconstructed to render exactly the prompts transformers' processor tests pin",
+               "janus": "as deepseek_vl"}
 
 
 def _views() -> list[PromptView]:
@@ -119,3 +121,30 @@ def test_every_family_has_a_vocabulary_or_a_stated_stand_in():
     for arch in STAND_INS:
         assert arch in FAMILY_VOCAB
     assert set(UNPUBLISHED) <= set(FAMILIES.names())
+
+
+def test_deepseek_template_renders_the_prompts_transformers_pins():
+    """DeepSeek-VL / Janus: the reconstructed template gives exactly the renderings of
+    transformers' processor tests (tests/models/deepseek_vl, tests/models/janus)."""
+    import jinja2
+
+    from xai_bias.models.templates import DEEPSEEK_VL_TEMPLATE
+
+    tpl = jinja2.Environment().from_string(DEEPSEEK_VL_TEMPLATE)
+    t = lambda s: {"type": "text", "text": s}  # noqa: E731
+    img = {"type": "image"}
+    cases = [
+        ([{"role": "user", "content": [t("What is shown in this image?"), img]}],
+         "<|User|>: What is shown in this image?\n<image_placeholder>\n\n<|Assistant|>:"),
+        ([{"role": "USER", "content": [t("What is shown in this image?"), img]}],
+         "<|User|>: What is shown in this image?\n<image_placeholder>\n\n<|Assistant|>:"),
+        ([{"role": "user", "content": [t("Compare this image"), img, t("with this image"), img]},
+          {"role": "assistant", "content": [t("The first image is an equation, the second is a pie chart.")]},
+          {"role": "user", "content": [img, t("What about this third image? To which of the previous to is it "
+                                              "more similar?")]}],
+         "<|User|>: Compare this image\n<image_placeholder>\nwith this image\n<image_placeholder>\n\n<|Assistant|>: "
+         "The first image is an equation, the second is a pie chart.<｜end▁of▁sentence｜><|User|>: <image_placeholder>"
+         "\nWhat about this third image? To which of the previous to is it more similar?\n\n<|Assistant|>:"),
+    ]
+    for messages, want in cases:
+        assert tpl.render(messages=messages, add_generation_prompt=True) == want

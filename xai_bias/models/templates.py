@@ -113,3 +113,14 @@ AYA_VISION_TEMPLATE = (  # the prompt format vLLM documents for CohereLabs/aya-v
     "{% endfor %}{{ '<|END_OF_TURN_TOKEN|>' }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' }}{% endif %}"
 )
+
+
+DEEPSEEK_VL_TEMPLATE = (  # deepseek-community/deepseek-vl-*-chat and Janus(-Pro): reconstructed so that it renders
+    # exactly the prompts transformers' processor tests pin for them ("<|User|>: ...\n<image_placeholder>\n\n
+    # <|Assistant|>:"); the conversion scripts that hold the original are not reachable offline
+    "{% for message in messages %}{% if message['role'] | lower == 'user' %}{{ '<|User|>: ' }}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}{{ '<image_placeholder>' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{{ '\n' }}{% endfor %}{{ '\n' }}"
+    "{% elif message['role'] | lower == 'assistant' %}{{ '<|Assistant|>: ' + message['content'][0]['text'] + "
+    "'<｜end▁of▁sentence｜>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|Assistant|>:' }}{% endif %}"
+)
