@@ -65,6 +65,7 @@ FAMILY_VOCAB = {
     "aya_vision": "llama3",
     "deepseek_vl": "llama3",
     "janus": "llama3",
+    "ovis2": "qwen2",  # Ovis2-1B-hf: Qwen2's vocabulary (+ its image tokens)
 }
 STAND_INS = {
     "smolvlm": "SmolLM2's BPE is not on PyPI without a 93 MB GGUF package (+ llama-cpp-python build); "

@@ -18,7 +18,7 @@ from xai_bias.models.layout import TILE_FIELDS, Tile
 from xai_bias.types import PromptView
 
 load_methods()
-TILED = ("smolvlm", "idefics3", "internvl", "aya_vision", "llava_onevision", "llava_next")
+TILED = ("smolvlm", "idefics3", "internvl", "aya_vision", "ovis2", "llava_onevision", "llava_next")
 
 
 @functools.lru_cache(maxsize=None)
@@ -48,7 +48,14 @@ def test_tiles_cover_the_image_tokens_once(arch):
     assert covered.min() >= 0 and covered.max() < n
     tiled = [t for t in tiles if t.view == 1]
     extent = (max(t.row0 + t.rows for t in tiled), max(t.col0 + t.cols for t in tiled))
-    assert extent[1] > extent[0], "the tiled view of a wide image is wider than high"
+    if arch == "ovis2":
+        # Ovis2's image processor (transformers 5.24) unpacks its covering grid (rows, cols) as
+        # (cols, rows): a wide image is cut into a tall grid of tiles; the tiles follow its grid
+        rows, cols = vlm.processor.image_processor(images=[wide_view().images[0]], return_tensors="pt")["grids"][0]
+        side = int(np.sqrt(vlm.processor.image_seq_length))
+        assert extent == (int(rows) * side, int(cols) * side)
+    else:
+        assert extent[1] > extent[0], "the tiled view of a wide image is wider than high"
     if arch in ("llava_onevision", "llava_next"):
         # the uncovered entries are the newline tokens: one after each row of the anyres grid
         grid = tiled[0]

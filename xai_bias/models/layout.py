@@ -2,6 +2,7 @@
 
 A processor may show one image as several views (Idefics3 / SmolVLM: tiles of the image split
 into a grid plus a downscaled global image; InternVL and Aya Vision: tiles plus a thumbnail;
+Ovis2: a global view, then the tiles;
 LLaVA-OneVision / LLaVA-NeXT: a base image, then the high-resolution anyres grid with a newline
 token after each row). A :class:`Tile` says which run of map entries belongs to which rectangle
 of which view:
@@ -113,7 +114,24 @@ def _anyres(vlm: Any, k: int, n: int, offset: int, size: tuple[int, int], patch_
     return [Tile(k, 0, 0, 0, ph, pw, offset, pw), Tile(k, 1, 0, 0, rows, cols, offset + ph * pw, cols + 1)]
 
 
-LAYOUTS = {"grid": _grid, "idefics": _idefics, "internvl": _internvl, "aya": _aya, "anyres": _anyres}
+def _ovis(vlm: Any, k: int, n: int, offset: int, replacement: str, **_: Any) -> list[Tile]:
+    """Ovis2: the global view (side² tokens), then, for a large image, rows × cols tiles
+    (``<IMG_COL>`` between the tiles of a row, ``<IMG_ROW>`` between rows)."""
+    seq = int(vlm.processor.image_seq_length)
+    side = math.isqrt(seq)
+    tiles = [Tile(k, 0, 0, 0, side, side, offset, side)]
+    n_tiles = n // seq - 1
+    if n_tiles > 0:
+        rows = replacement.count("<IMG_ROW>") + 1
+        cols = n_tiles // rows
+        if rows * cols != n_tiles:
+            raise RuntimeError(f"image {k}: {n_tiles} tiles do not form {rows} rows")
+        tiles += [Tile(k, 1, r * side, c * side, side, side, offset + (1 + r * cols + c) * seq, side)
+                  for r in range(rows) for c in range(cols)]
+    return tiles
+
+
+LAYOUTS = {"grid": _grid, "idefics": _idefics, "internvl": _internvl, "aya": _aya, "anyres": _anyres, "ovis": _ovis}
 
 
 def image_tiles(vlm: Any, counts: Sequence[int], grids: Sequence[tuple[int, int]], replacements: Sequence[str],

@@ -124,3 +124,13 @@ DEEPSEEK_VL_TEMPLATE = (  # deepseek-community/deepseek-vl-*-chat and Janus(-Pro
     "{% elif message['role'] | lower == 'assistant' %}{{ '<|Assistant|>: ' + message['content'][0]['text'] + "
     "'<｜end▁of▁sentence｜>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|Assistant|>:' }}{% endif %}"
 )
+
+
+OVIS2_TEMPLATE = (  # the template transformers' Ovis2 processor test uses; the same test pins
+    # thisisiron/Ovis2-1B-hf's own rendering, which this template reproduces
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% for message in messages %}"
+    "{{'<|im_start|>' + message['role'] + '\n'}}{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>\n' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
+)
