@@ -65,6 +65,7 @@ FAMILY_VOCAB = {
     "aya_vision": "llama3",
     "deepseek_vl": "llama3",
     "janus": "llama3",
+    "deepseek_vl_hybrid": "llama3",
     "ovis2": "qwen2",  # Ovis2-1B-hf: Qwen2's vocabulary (+ its image tokens)
 }
 STAND_INS = {
@@ -78,6 +79,7 @@ STAND_INS = {
     "aya_vision": "Cohere's 256k byte-level BPE is not on PyPI; Llama 3's byte-level BPE (same Ġ style) instead",
     "deepseek_vl": "DeepSeek LLM's 100k byte-level BPE is not on PyPI; Llama 3's byte-level BPE instead",
     "janus": "as deepseek_vl",
+    "deepseek_vl_hybrid": "as deepseek_vl",
 }
 
 QWEN2_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",

@@ -32,7 +32,7 @@ INSTR = "Answer with the option's letter from the given choices directly."
 UNPUBLISHED = {"aya_vision": "CohereLabs/aya-vision-8b's template is not reachable offline; vLLM's documented "
                              "prompt format instead",
                "deepseek_vl": "reconstructed to render exactly the prompts transformers' processor tests pin",
-               "janus": "as deepseek_vl"}
+               "janus": "as deepseek_vl", "deepseek_vl_hybrid": "as deepseek_vl"}
 
 
 def _views() -> list[PromptView]:

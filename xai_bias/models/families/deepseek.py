@@ -1,10 +1,11 @@
-"""DeepSeek-VL and Janus (Llama decoders; a fixed number of image tokens per image; Janus also has
+"""DeepSeek-VL, DeepSeek-VL hybrid and Janus (Llama decoders; a fixed number of image tokens per image; Janus also has
 an image-generation VQ model, unused here)."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..sites import SiteSpec
 from ..templates import DEEPSEEK_VL_TEMPLATE
 from .base import FAMILIES, TINY_SIGLIP, TINY_TEXT, Family
 
@@ -66,4 +67,32 @@ FAMILIES.register("janus", Family(
     tiny_image_processor={"size": {"height": 28, "width": 28}, "min_size": 14},
     tiny_processor={"num_image_tokens": 4},
     add_bos=True,
+))
+
+
+def _deepseek_vl_hybrid_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    high = dict(model_type="sam_vision_model", hidden_size=32, intermediate_size=64, mlp_dim=64, num_hidden_layers=2,
+                num_attention_heads=2, image_size=128, patch_size=16, output_channels=16, global_attn_indexes=[1],
+                window_size=4)
+    return dict(_deepseek_vl_tiny(ids), high_res_vision_config=high)
+
+
+FAMILIES.register("deepseek_vl_hybrid", Family(
+    name="deepseek_vl_hybrid",
+    description="DeepSeek-VL hybrid: SigLIP + high-resolution SAM towers (e.g. deepseek-community/deepseek-vl-7b-chat)",
+    model_types=("deepseek_vl_hybrid",),
+    model_class="DeepseekVLHybridForConditionalGeneration",
+    processor_class="DeepseekVLHybridProcessor",
+    image_processor_class="DeepseekVLHybridImageProcessorPil",
+    image_token="<image_placeholder>",
+    special_tokens=DEEPSEEK_SPECIALS,
+    named_tokens=DEEPSEEK_NAMED,
+    chat_template=DEEPSEEK_VL_TEMPLATE,
+    tiny_config=_deepseek_vl_hybrid_tiny,
+    tiny_image_processor={"size": {"height": 28, "width": 28}, "min_size": 14,
+                          "high_res_size": {"height": 128, "width": 128}},
+    tiny_processor={"num_image_tokens": 4},
+    add_bos=True,
+    # both towers see the image: a condition image replaces both inputs
+    sites=SiteSpec(pixel_keys=("pixel_values", "high_res_pixel_values")),
 ))
