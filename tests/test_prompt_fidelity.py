@@ -85,7 +85,7 @@ def _reference(vlm, view: PromptView) -> torch.Tensor:
     return out["input_ids"][0]
 
 
-FAST = ("gemma3", "llava", "qwen2_5_vl")  # a trimming template, SentencePiece, byte-level BPE; the others are slow
+FAST = ("gemma3", "llava")  # a trimming template and SentencePiece (converted once); the others are slow
 PARAMS = [a if a in FAST else pytest.param(a, marks=pytest.mark.slow) for a in FAMILIES.names()]
 
 
