@@ -1,4 +1,6 @@
-"""Decoder variants the family tests do not reach offline. Hybrid decoders: layers without attention (LFM2's short convolutions) resolve to ``None`` sites;
+"""Decoder variants the family tests do not reach offline.
+
+Hybrid decoders: layers without attention (LFM2's short convolutions) resolve to ``None`` sites;
 the attention capture observes the attention layers only (equal to eager there, NaN elsewhere), the
 knockout cuts only where there is attention (NaN for a window without it), the logit lens reads
 every layer. On a tiny LFM2-VL decoder built from its config (its image processor needs

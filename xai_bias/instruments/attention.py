@@ -155,8 +155,9 @@ def _map_tiles(batch: Any, item: int, max_tiles: int, width: int = MAP_WIDTH) ->
     out = np.full((max_tiles, 8), -1, np.int32)
     kept = []
     for t in (tiles[item] if item < len(tiles) else ()):
-        rows = t.rows if t.offset + (t.rows - 1) * t.stride + t.cols <= width else \
-            max(0, (width - t.offset - t.cols) // t.stride + 1) if width >= t.offset + t.cols else 0
+        # row i of the tile ends at map entry offset + i*stride + cols - 1: keep the rows that fit
+        fits = (width - t.offset - t.cols) // t.stride + 1 if width >= t.offset + t.cols else 0
+        rows = min(t.rows, fits)
         if rows > 0:
             kept.append(t._replace(rows=rows))
     if len(kept) > max_tiles:

@@ -3,12 +3,15 @@
 Layout of the user turn (the ``lmms_eval`` prompt style): images where their ``<image N>``
 placeholders stand in the question or the options (else before the text), the question, the
 options lettered "A. ...", one per line, then the instruction; other styles
-(``xai_bias.prompt_styles``, e.g. ``mmmu_pro``: images after the text) lay it out their way. Roles come from character spans: the chat template is rendered with the real texts (the
-prompt, as ``apply_chat_template`` gives it) and once with a unique marker per text segment (the
+(``xai_bias.prompt_styles``, e.g. ``mmmu_pro``: images after the text) lay it out their way.
+
+Roles come from character spans: the chat template is rendered with the real texts (the prompt,
+exactly as ``apply_chat_template`` gives it) and once with a unique marker per text segment (the
 segments' order and the template text between them); each segment is located in the real
-rendering (``render``), the processor expands the image placeholders (we shift the spans by its replacement offsets), and
-the tokenizer's offset mapping assigns each token the role of the segment it overlaps most.
-Image tokens are found by id; everything else is ``template``; position 0 is ``sink``.
+rendering (``render``), the processor expands the image placeholders (we shift the spans by its
+replacement offsets), and the tokenizer's offset mapping assigns each token the role of the
+segment it overlaps most. Image tokens are found by id; everything else is ``template``;
+position 0 is ``sink``.
 """
 
 from __future__ import annotations
@@ -210,7 +213,8 @@ def render(vlm: VLM, items: list[tuple[str, Any]]) -> tuple[str, list[tuple[str,
             raise RuntimeError(f"cannot locate the {role} text {core[:40]!r} in the chat template rendering of "
                                f"{vlm.model_id} (the template changes it beyond trimming whitespace)")
         end = start + len(core)
-        lead, trail = text[: len(text) - len(text.lstrip())], text[len(text.rstrip()):] if core else ""
+        lead = text[: len(text) - len(text.lstrip())] if core else ""
+        trail = text[len(text.rstrip()):] if core else ""
         if lead and prompt[start - len(lead):start] == lead and start - len(lead) >= cursor:
             start -= len(lead)
         if trail and prompt[end:end + len(trail)] == trail:

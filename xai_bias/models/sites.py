@@ -106,7 +106,8 @@ class Sites:
 
     decoder: path of the text decoder in the model ("" = the model itself). layers: path of the
     decoder layers' ModuleList in the decoder. attention: per layer, the path of its
-    self-attention in the layer (``None``: a layer without attention, see ``attention_free``). final_norm: path in the decoder. text_config: the sub-config key
+    self-attention in the layer (``None``: a layer without attention, see ``attention_free``).
+    final_norm: path in the decoder. text_config: the sub-config key
     path ``set_attn_implementation`` takes for the decoder ("" = the model's own config).
     """
 

@@ -104,7 +104,10 @@ def _grid(source: Source, i: int, n_tokens: int) -> tuple[int, int]:
     return 1, n_tokens
 
 
-def _tiles(source: Source, i: int, n_tokens: int) -> tuple[list[tuple[tuple[float, float, float, float], np.ndarray]], str]:
+Patch = tuple[tuple[float, float, float, float], np.ndarray]  # (y0, y1, x0, x1) fractions, map indices
+
+
+def _tiles(source: Source, i: int, n_tokens: int) -> tuple[list[Patch], str]:
     """The patches drawn for record ``i``'s first image: [((y0, y1, x0, x1) as fractions of the image,
     map indices [rows, cols])] and a note on the view shown. From ``attention/map_tiles`` when the
     record has tiles (the tiled high-resolution view when there is one, each tile in place), else
@@ -123,9 +126,9 @@ def _tiles(source: Source, i: int, n_tokens: int) -> tuple[list[tuple[tuple[floa
                 if idx.max() < n_tokens:
                     out.append(((r0 / VR, (r0 + rows) / VR, c0 / VC, (c0 + cols) / VC), idx))
             if out:
-                note = f"{len(out)} tiles of the tiled view" if view == 1 and len(out) > 1 else \
-                    ("the high-resolution view" if view == 1 else "")
-                return out, note
+                if view == 0:
+                    return out, ""
+                return out, f"{len(out)} tiles of the tiled view" if len(out) > 1 else "the high-resolution view"
     gr, gc = _grid(source, i, n_tokens)
     if gr * gc > n_tokens:
         gr, gc = 1, n_tokens

@@ -11,9 +11,9 @@ from .base import FAMILIES, TINY_SIGLIP, TINY_TEXT, Family
 
 DEEPSEEK_SPECIALS = ("<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<unk>", "<pad>", "<image_placeholder>",
                      "<begin_of_image>", "<end_of_image>", "<|User|>", "<|Assistant|>")
-DEEPSEEK_NAMED = {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>", "unk_token": "<unk>",
-                  "pad_token": "<pad>", "image_token": "<image_placeholder>", "boi_token": "<begin_of_image>",
-                  "eoi_token": "<end_of_image>"}
+DEEPSEEK_NAMED = {"bos_token": "<｜begin▁of▁sentence｜>", "eos_token": "<｜end▁of▁sentence｜>",
+                  "unk_token": "<unk>", "pad_token": "<pad>", "image_token": "<image_placeholder>",
+                  "boi_token": "<begin_of_image>", "eoi_token": "<end_of_image>"}
 
 
 def _text(ids: Mapping[str, int]) -> dict[str, Any]:
