@@ -60,6 +60,14 @@ FAMILY_VOCAB = {
     "gemma3": "sentencepiece_no_prefix",
     "paligemma": "sentencepiece_no_prefix",
     "qwen2_audio": "qwen2",  # Qwen2-Audio: Qwen2's BPE with <|AUDIO|>, <|audio_bos|>, <|audio_eos|>
+    # issue 15b families
+    "llava_next": "sentencepiece",  # llava-v1.6-mistral-7b: Mistral 7B's own SentencePiece (+ <image>)
+    "gemma4": "sentencepiece_no_prefix",
+    "aya_vision": "llama3",
+    "deepseek_vl": "llama3",
+    "janus": "llama3",
+    "deepseek_vl_hybrid": "llama3",
+    "ovis2": "qwen2",  # Ovis2-1B-hf: Qwen2's vocabulary (+ its image tokens)
 }
 STAND_INS = {
     "smolvlm": "SmolLM2's BPE is not on PyPI without a 93 MB GGUF package (+ llama-cpp-python build); "
@@ -68,6 +76,11 @@ STAND_INS = {
     "gemma3": "Gemma's SentencePiece is on PyPI only in GGUF packages of hundreds of MB; "
               "Mistral's without the dummy prefix (Gemma's style) instead",
     "paligemma": "as gemma3",
+    "gemma4": "Gemma 4's 262k SentencePiece is not on PyPI outside GGUF model packages; as gemma3",
+    "aya_vision": "Cohere's 256k byte-level BPE is not on PyPI; Llama 3's byte-level BPE (same Ġ style) instead",
+    "deepseek_vl": "DeepSeek LLM's 100k byte-level BPE is not on PyPI; Llama 3's byte-level BPE instead",
+    "janus": "as deepseek_vl",
+    "deepseek_vl_hybrid": "as deepseek_vl",
 }
 
 QWEN2_SPECIALS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|object_ref_start|>", "<|object_ref_end|>",

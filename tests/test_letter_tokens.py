@@ -44,6 +44,13 @@ ANSWER_TEXT = {"qwen2_vl": "A", "qwen2_5_vl": "A", "llava_onevision": "A", "inte
                "paligemma": "A", "idefics3": " A", "smolvlm": " A", "llava": " A", "qwen2_audio": "A"}
 DIRECT_TOKEN = {"qwen2_vl": "A", "qwen2_5_vl": "A", "llava_onevision": "A", "internvl": "A", "gemma3": "A",
                 "paligemma": "A", "idefics3": "ĠA", "smolvlm": "ĠA", "llava": "▁A", "qwen2_audio": "A"}
+# issue 15b families: LLaVA-NeXT (Mistral) answers after " [/INST]" with a space; Gemma 4 after
+# its empty thought channel "<|channel>thought\n<channel|>" without one; Aya Vision after <|CHATBOT_TOKEN|>;
+# DeepSeek-VL and Janus after "<|Assistant|>:" with a space
+ANSWER_TEXT.update({"llava_next": " A", "gemma4": "A", "aya_vision": "A", "deepseek_vl": " A", "janus": " A",
+                    "ovis2": "A", "deepseek_vl_hybrid": " A"})
+DIRECT_TOKEN.update({"llava_next": "▁A", "gemma4": "A", "aya_vision": "A", "deepseek_vl": "ĠA", "janus": "ĠA",
+                     "ovis2": "A", "deepseek_vl_hybrid": "ĠA"})
 SPACED_B = {"qwen2": "ĠB", "llama3": "ĠB", "sentencepiece": "▁B", "sentencepiece_no_prefix": "▁B"}
 
 

@@ -47,7 +47,15 @@ Trace datasets written by the ``attention`` method
                               order, zero rows after the last image (``--attention-map-max-images``,
                               default 16). Image ``i`` owns the next
                               ``rows_i * cols_i`` entries of a map row, row-major; the map's
-                              valid length is ``sum(rows * cols)``.
+                              valid length is ``sum(rows * cols)`` (1 x n for an image whose tokens are
+                              not one grid: tiles, newline tokens; see map_tiles).
+``attention/map_tiles``       [8 * MAX_IMAGES, 8] int32, -1 padded: one row per tile,
+                              (image, view, row0, col0, rows, cols, offset, stride) as
+                              ``models.layout.Tile``: token (i, j) of the tile is map entry
+                              ``offset + i * stride + j``; view 0 covers the whole image, view 1 is the
+                              tiled high-resolution view (Idefics3 / SmolVLM tiles, InternVL / Aya
+                              patches, OneVision / NeXT anyres grid, whose newline tokens no tile
+                              covers). With a truncated map, grid and tiles keep only what the map holds.
 ``attention/maps_video``      [L, MAP_WIDTH] float32 (``--save-maps``, families that take video):
                               the same on the tokens of role ``video``, in sequence order
 ``attention/video_grid``      [MAX_IMAGES, 3] int32: (temporal slots, tokens, frames) per video;
@@ -109,6 +117,7 @@ def _capture_rows(role_matrix: np.ndarray) -> list[list[int]]:
 
 MAP_WIDTH = 8192
 MAP_MAX_IMAGES = 16
+MAP_TILES_PER_IMAGE = 8  # attention/map_tiles holds 8 * map_max_images tile rows
 
 
 def _image_map(maps_row: np.ndarray, img: np.ndarray, width: int) -> np.ndarray:
@@ -126,10 +135,23 @@ def _image_map(maps_row: np.ndarray, img: np.ndarray, width: int) -> np.ndarray:
     return out
 
 
-def _map_grid(batch: Any, item: int, max_images: int) -> np.ndarray:
-    """``[max_images, 2]`` int32 (rows, cols) per image, zero rows after the last image."""
+def _map_grid(batch: Any, item: int, max_images: int, width: int = MAP_WIDTH) -> np.ndarray:
+    """``[max_images, 2]`` int32 (rows, cols) per image, zero rows after the last image; an image
+    cut by a truncated map (``width``) keeps the whole rows the map holds (a 1 x n strip: the
+    entries it holds; none: a zero row)."""
     grids = getattr(batch, "image_grids", ()) or ()
-    grid = np.asarray(grids[item] if item < len(grids) else (), dtype=np.int32).reshape(-1, 2)
+    grid = np.asarray(grids[item] if item < len(grids) else (), dtype=np.int32).reshape(-1, 2).copy()
+    offset = 0
+    for g in grid:
+        n = int(g[0] * g[1])
+        if offset + n > width:
+            if g[0] == 1:  # a strip (1 x n): the entries the map holds
+                g[1] = max(0, width - offset)
+            else:
+                g[0] = max(0, (width - offset) // max(int(g[1]), 1))
+            if g[0] == 0 or g[1] == 0:
+                g[:] = 0
+        offset += n
     out = np.zeros((max_images, 2), np.int32)
     out[: min(len(grid), max_images)] = grid[:max_images]
     return out
@@ -169,6 +191,28 @@ def _runs(mask: np.ndarray) -> np.ndarray:
     return edges[1::2] - edges[0::2]
 
 
+def _map_tiles(batch: Any, item: int, max_tiles: int, width: int = MAP_WIDTH) -> np.ndarray:
+    """``[max_tiles, 8]`` int32 ``models.layout.Tile`` rows (image, view, row0, col0, rows, cols,
+    offset, stride), -1 rows after the last tile. A tile cut by a truncated map (``width``) keeps
+    its whole rows inside the map; a tile with none is dropped (so every tile lies in the map)."""
+    tiles = getattr(batch, "image_tiles", ()) or ()
+    out = np.full((max_tiles, 8), -1, np.int32)
+    kept = []
+    for t in (tiles[item] if item < len(tiles) else ()):
+        # row i of the tile ends at map entry offset + i*stride + cols - 1: keep the rows that fit
+        fits = (width - t.offset - t.cols) // t.stride + 1 if width >= t.offset + t.cols else 0
+        rows = min(t.rows, fits)
+        if rows > 0:
+            kept.append(t._replace(rows=rows))
+    if len(kept) > max_tiles:
+        import warnings
+
+        warnings.warn(f"attention/map_tiles: {len(kept)} tiles, only the first {max_tiles} are kept", stacklevel=3)
+    for r, t in enumerate(kept[:max_tiles]):
+        out[r] = tuple(t)
+    return out
+
+
 def _run_capture(vlm: Any, batch: Any, rows: Sequence[Sequence[int]], *, maps: bool, flow: bool) -> AttentionCapture:
     """One extra forward pass over ``batch`` with capture on ``rows``."""
     from ..models import forward
@@ -205,6 +249,7 @@ class AttentionMethod(Method):
         self._map_width = int(self.options.map_width)
         self._map_images = int(self.options.map_max_images)
         self._clip_kinds = tuple(k for k in ("video", "audio") if vlm.family.takes(k))
+        self._map_tiles = MAP_TILES_PER_IMAGE * self._map_images
 
     def capture(self, batch: Any):
         return self._capture(batch)
@@ -254,7 +299,8 @@ class AttentionMethod(Method):
                 if self.vlm.family.takes("image"):
                     row["attention/maps"] = _image_map(mp, image_positions(self.vlm, batch, b, r),
                                                        self._map_width)
-                    row["attention/map_grid"] = _map_grid(batch, b, self._map_images)
+                    row["attention/map_grid"] = _map_grid(batch, b, self._map_images, self._map_width)
+                    row["attention/map_tiles"] = _map_tiles(batch, b, self._map_tiles, self._map_width)
                 for kind in self._clip_kinds:
                     row[f"attention/maps_{kind}"] = _image_map(mp, np.flatnonzero(r == ROLE_INDEX[kind]),
                                                                self._map_width)
@@ -266,7 +312,9 @@ class AttentionMethod(Method):
 
     def dataset_attrs(self) -> dict[str, dict[str, Any]]:
         common = {"roles": list(ROLES), "compute_dtype": "float32",
-                  "implementation": "sdpa + selected softmax rows (capture_attention)"}
+                  "implementation": "sdpa + selected softmax rows (capture_attention)",
+                  # hybrid decoders: the rows of layers without attention are NaN
+                  "attention_layers": list(self.vlm.sites.attention_layers)}
         rule = ("direct: the last prompt position (Target.answer_pos); cot: the position whose row "
                 "emits the parsed answer letter, from one forward pass over prompt + generation")
         norm = ("softmax probabilities of the query row summed over the keys of each role "
@@ -284,7 +332,8 @@ class AttentionMethod(Method):
                 "layout": "image tokens in sequence order, then NaN; image i owns the next "
                           "rows_i*cols_i entries (attention/map_grid), row-major"}
             attrs["attention/map_grid"] = {"shape": "[max_images, 2]: (rows, cols) per image, zero rows "
-                                                    "after the last image", "max_images": self._map_images}
+                                                    "after the last image; an image cut by the map width keeps "
+                                                    "the whole rows the map holds", "max_images": self._map_images}
             for kind in self._clip_kinds:
                 attrs[f"attention/maps_{kind}"] = {
                     **common, "shape": "[L, width]", "width": self._map_width, "padding": "NaN",
@@ -296,6 +345,13 @@ class AttentionMethod(Method):
                               "spaced over the clip"}
             for kind in self._clip_kinds:
                 attrs[f"attention/{kind}_grid"] = {"shape": grids[kind], "max_clips": self._map_images}
+            attrs["attention/map_tiles"] = {
+                "shape": "[max_tiles, 8]", "fields": ["image", "view", "row0", "col0", "rows", "cols", "offset",
+                                                      "stride"], "max_tiles": self._map_tiles, "padding": -1,
+                "layout": "token (i, j) of a tile is map entry offset + i*stride + j; view 0 covers the whole "
+                          "image (untiled image, global / thumbnail / base view), view 1 the tiled "
+                          "high-resolution view, row0/col0 in that view's token grid; map entries no tile "
+                          "covers are not patches (newline tokens); tiles are cut to the map width"}
         if self.options.flow:
             attrs["attention/flow"] = {
                 **common, "shape": "[L, n_roles(query), n_roles(key)]",

@@ -90,6 +90,10 @@ ATTENTION = register_method(MethodSpec(
                     optional=True),
         DatasetSpec("attention/audio_grid", "[max_clips, 2]", "value",
                     "(tokens, milliseconds) per audio clip", optional=True),
+        DatasetSpec("attention/map_tiles", "[max_tiles, 8]", "count",
+                    "tiles of each image: (image, view, row0, col0, rows, cols, offset, stride); token (i, j) "
+                    "of a tile is map entry offset + i*stride + j; view 0 = whole image, 1 = tiled view; "
+                    "-1 rows after the last tile", optional=True),
         DatasetSpec("attention/flow", "[L, n_roles, n_roles]", "probability",
                     "role-to-role attention flow (query role, key role)", role_axis=2, layer_axis=0,
                     optional=True),

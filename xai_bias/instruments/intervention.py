@@ -14,7 +14,9 @@ keys) set to "masked" (False in a boolean mask, the dtype's minimum in an additi
 decoder passes no mask, i.e. plain causal attention, the causal mask is built first) — and the
 change of the target letter's log-prob (knocked − clean) is recorded. All windows and the clean
 run go through the decoder together as one batch (``--knockout-batch-size`` rows at a time), each
-batch row knocked at its own layers. An item without tokens of that modality gets 0 at every layer. Needs an
+batch row knocked at its own layers. An item without tokens of that modality gets 0 at every layer. In a
+hybrid decoder (``sites.attention_layers``: LFM2's convolution layers have no attention) only
+attention layers are cut; a window without one is NaN (nothing to cut). Needs an
 attention implementation that takes a mask (sdpa, eager, or one registered in the mask interface).
 
 ``logit_lens`` → ``intervention/logit_lens [L, n_options]``: the residual stream at the answer
@@ -128,9 +130,11 @@ def knockout(vlm: Any, call: DecoderCall, roles: np.ndarray, answer_pos: int, to
     starts = list(range(L)) if starts is None else list(starts)
     if window < 1:
         raise ValueError(f"knockout window must be >= 1, got {window}")
+    attention = set(vlm.sites.attention_layers)  # hybrid decoders: only these layers have attention to cut
+    no_attention = np.array([not any(s <= a < s + window for a in attention) for s in starts], dtype=bool)
     keys = torch.as_tensor(np.flatnonzero(roles == key_role), device=call.embeds.device)
     if keys.numel() == 0:
-        return np.zeros(len(starts), dtype=np.float64)
+        return np.where(no_attention, np.nan, 0.0)
     head = output_head(vlm)
     decoder = vlm.decoder
     T = call.embeds.shape[1]
@@ -144,7 +148,8 @@ def knockout(vlm: Any, call: DecoderCall, roles: np.ndarray, answer_pos: int, to
             n = len(part)
             kwargs = call.expanded_kwargs(n)
             embeds = call.embeds.expand(n, -1, -1)
-            cut_at = [[i for i, s in enumerate(part) if s is not None and s <= layer < s + window] for layer in range(L)]
+            cut_at = [[i for i, s in enumerate(part) if s is not None and s <= layer < s + window]
+                      if layer in attention else [] for layer in range(L)]
             with model.trace(inputs_embeds=embeds, **kwargs):
                 for layer in range(L):
                     rows = cut_at[layer]
@@ -159,7 +164,7 @@ def knockout(vlm: Any, call: DecoderCall, roles: np.ndarray, answer_pos: int, to
             hidden = _hidden(out)[:, answer_pos]
             logps.append(torch.log_softmax(head(hidden).float(), dim=-1)[:, token_id].double().cpu())
     lp = torch.cat(logps).numpy()
-    return lp[1:] - lp[0]
+    return np.where(no_attention, np.nan, lp[1:] - lp[0])
 
 
 def logit_lens(vlm: Any, call: DecoderCall, answer_pos: Sequence[int], letter_ids: Sequence[Sequence[int]]
@@ -215,6 +220,8 @@ class KnockoutMethod(DecoderMethod):
         return {"intervention/knockout": {
             "window": int(self.options.window), "target": self.settings.target, "modality": m,
             "value": f"logp(target | answer row cut from {m} keys at layers l..l+window-1) - logp(target)",
+            "attention_layers": list(self.vlm.sites.attention_layers),
+            "layers_without_attention": "NaN: a window without an attention layer has nothing to cut",
         }}
 
 

@@ -134,7 +134,8 @@ def _switch(model: Any, sites: Sites, impl: str | None) -> None:
 @contextlib.contextmanager
 def observe_attention(target: Any, observer: Observer) -> Iterator[str]:
     """While active, ``observer(layer, module, query, key, attention_mask, kwargs)`` sees every call
-    of the text decoder's self-attention modules (``target``: a VLM or a transformers model); the
+    of the text decoder's self-attention modules (``layer``: the decoder layer's index; layers without
+    attention are never seen; ``target``: a VLM or a transformers model); the
     model computes exactly what it computed before. Yields the implementation that really runs
     (e.g. "sdpa"). The decoder's implementation is restored on exit, on error too."""
     _register()
@@ -150,12 +151,12 @@ def observe_attention(target: Any, observer: Observer) -> Iterator[str]:
         base = outer[0].base
     else:
         base = before or "sdpa"
-    frame = _Frame({id(m): i for i, m in enumerate(modules)}, id(config), base, observer)
+    frame = _Frame({id(m): i for i, m in enumerate(modules) if m is not None}, id(config), base, observer)
     token = _ACTIVE.set(_ACTIVE.get() + (frame,))
     try:
         _switch(model, sites, OBSERVED)
         stuck = [i for i, m in enumerate(modules)
-                 if current_implementation(getattr(m, "config", config)) != OBSERVED]
+                 if m is not None and current_implementation(getattr(m, "config", config)) != OBSERVED]
         if stuck:
             raise SiteError(f"set_attn_implementation did not switch the attention of decoder layers {stuck} "
                             f"({type(modules[stuck[0]]).__name__}): the model does not dispatch through "

@@ -29,6 +29,7 @@ class Batch:
     answer_pos: int
     image_grids: tuple[tuple[tuple[int, int], ...], ...] = ()
     media: tuple[Any, ...] = ()  # per item: its Encoded.media (prompting.MediaLayout)
+    image_tiles: tuple[tuple, ...] = ()  # per item: models.layout.Tile rows
 
     def __len__(self) -> int:
         return len(self.roles)
@@ -130,7 +131,8 @@ def collate(vlm: VLM, encoded: Sequence[Encoded]) -> Batch:
             v = v.to(vlm.dtype)
         moved[k] = v
     return Batch(inputs=moved, roles=tuple(e.roles for e in encoded), pad=pads, answer_pos=T - 1,
-                 image_grids=tuple(e.image_grids for e in encoded), media=tuple(e.media for e in encoded))
+                 image_grids=tuple(e.image_grids for e in encoded), media=tuple(e.media for e in encoded),
+                 image_tiles=tuple(e.image_tiles for e in encoded))
 
 
 def image_positions(vlm: VLM, batch: Batch, item: int, roles: np.ndarray | None = None) -> np.ndarray:

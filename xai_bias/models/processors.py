@@ -40,34 +40,59 @@ def _processor_class(name: str, quirks: tuple[str, ...]) -> type:
     body: dict[str, Any] = {"__module__": __name__}
     for q in quirks:
         body.update(QUIRKS[q](base))
+    bases = (base,) + tuple(body.pop("_extra_bases", ()))
     # Same name as the base class, so a saved folder names a class stock transformers knows.
-    return type(base.__name__, (base,), body)
+    return type(base.__name__, bases, body)
 
 
 def _no_video(base: type) -> dict[str, Any]:
-    """Build without a video processor (attributes = image processor + tokenizer)."""
-    wants_video = "video_processor" in inspect.signature(base.__init__).parameters
+    """Build without a video processor (attributes = image processor + tokenizer [+ the others])."""
+    return _without(base, ("video_processor",))
+
+
+def _no_audio(base: type) -> dict[str, Any]:
+    """Build without the audio feature extractor (Gemma 4: images only here; audio inputs are
+    issue 17's, which gives such families their feature extractor)."""
+    return _without(base, ("feature_extractor",))
+
+
+def _no_video_no_audio(base: type) -> dict[str, Any]:
+    return _without(base, ("video_processor", "feature_extractor"))
+
+
+def _without(base: type, dropped: tuple[str, ...]) -> dict[str, Any]:
+    """A processor ``__init__`` that passes ``None`` for the ``dropped`` components."""
+    params = inspect.signature(base.__init__).parameters
+    wants = tuple(name for name in dropped if name in params)
     module = sys.modules[base.__module__]
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        if wants_video:
-            kwargs["video_processor"] = None
+    def __init__(self, *args, **kwargs):
+        for name in wants:
+            kwargs[name] = None
         # SmolVLM refuses to start without num2words, which only its video prompts use.
         stub = hasattr(module, "num2words") and module.num2words is None
         if stub:
             module.num2words = _no_num2words
         try:
-            base.__init__(self, image_processor=image_processor, tokenizer=tokenizer, chat_template=chat_template,
-                          **kwargs)
+            base.__init__(self, *args, **kwargs)
         finally:
             if stub:
                 module.num2words = None
 
     # A ProcessorMixin reads its attributes (and what it saves) from the __init__ signature.
     sig = inspect.signature(base.__init__)
-    __init__.__signature__ = sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "video_processor"])
+    __init__.__signature__ = sig.replace(parameters=[p for n, p in sig.parameters.items() if n not in dropped])
+    # The base class hands the dropped components (None) on to ProcessorMixin by keyword (Gemma 4):
+    # a class between the two in the MRO takes them off again.
+    def mixin_init(self, *args, **kwargs):
+        for name in wants:
+            if kwargs.get(name, 0) is None:
+                del kwargs[name]
+        ProcessorMixin.__init__(self, *args, **kwargs)
+
+    drop = type("_WithoutComponents", (ProcessorMixin,), {"__init__": mixin_init, "__module__": __name__})
     # Overrides of apply_chat_template exist for video defaults (SmolVLM); images need none of it.
-    return {"__init__": __init__, "apply_chat_template": ProcessorMixin.apply_chat_template}
+    return {"__init__": __init__, "apply_chat_template": ProcessorMixin.apply_chat_template, "_extra_bases": (drop,)}
 
 
 def _plain_layout(base: type) -> dict[str, Any]:
@@ -101,7 +126,8 @@ def _pil_video(base: type) -> dict[str, Any]:
     return {"check_argument_for_proper_class": check_argument_for_proper_class}
 
 
-QUIRKS = {"no_video": _no_video, "plain_layout": _plain_layout, "pil_video": _pil_video}
+QUIRKS = {"no_video": _no_video, "no_audio": _no_audio, "no_video_no_audio": _no_video_no_audio,
+          "plain_layout": _plain_layout, "pil_video": _pil_video}
 
 
 def _no_num2words(*args, **kwargs):

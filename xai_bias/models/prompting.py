@@ -3,11 +3,15 @@
 Layout of the user turn (the ``lmms_eval`` prompt style): images where their ``<image N>``
 placeholders stand in the question or the options (else before the text), the question, the
 options lettered "A. ...", one per line, then the instruction; other styles
-(``xai_bias.prompt_styles``, e.g. ``mmmu_pro``: images after the text) lay it out their way. Roles come from character spans: each text segment is rendered through the chat
-template as a unique marker, the markers are replaced by the real text (recording spans), the
-processor expands the image placeholders (we shift the spans by its replacement offsets), and
-the tokenizer's offset mapping assigns each token the role of the segment it overlaps most.
-Image tokens are found by id; everything else is ``template``; position 0 is ``sink``.
+(``xai_bias.prompt_styles``, e.g. ``mmmu_pro``: images after the text) lay it out their way.
+
+Roles come from character spans: the chat template is rendered with the real texts (the prompt,
+exactly as ``apply_chat_template`` gives it) and once with a unique marker per text segment (the
+segments' order and the template text between them); each segment is located in the real
+rendering (``render``), the processor expands the image placeholders (we shift the spans by its
+replacement offsets), and the tokenizer's offset mapping assigns each token the role of the
+segment it overlaps most. Image tokens are found by id; everything else is ``template``;
+position 0 is ``sink``.
 
 Video and audio clips (``view.videos`` / ``view.audios``) go before the rest of the user turn,
 videos first, as the model cards prompt them. Their placeholder tokens get the roles ``video``
@@ -28,6 +32,7 @@ import numpy as np
 import torch
 
 from ..types import LETTERS, ROLE_INDEX, PromptView, TokenRoles
+from .layout import image_tiles
 from .spec import VLM
 
 _PLACEHOLDER = re.compile(r"<image\s*(\d+)>")
@@ -65,6 +70,7 @@ class Encoded:
     text: str = ""
     n_images: int = 0
     media: MediaLayout = MediaLayout()
+    image_tiles: tuple = ()  # models.layout.Tile per tile of every image (where each token sits)
 
     @property
     def input_ids(self) -> torch.Tensor:
@@ -173,8 +179,9 @@ def _after_text(view: PromptView, images_first: bool, placeholder: str) -> list[
     return images + items if images_first else items + images
 
 
-def _content(items: list[tuple[str, Any]]) -> tuple[list[dict], list[tuple[str, str]]]:
-    """Chat content list with one marker per text segment; returns (content, [(role, text)])."""
+def _content(items: list[tuple[str, Any]], marked: bool) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Chat content list and the text segments [(role, text)] in order; ``marked``: each segment
+    written as a unique marker instead of its text."""
     content: list[dict] = []
     segs: list[tuple[str, str]] = []
     run = ""
@@ -188,33 +195,60 @@ def _content(items: list[tuple[str, Any]]) -> tuple[list[dict], list[tuple[str, 
         elif role == "template":
             run += val
         else:
-            run += f"\ue000{len(segs)}\ue001"
+            run += f"\ue000{len(segs)}\ue001" if marked else val
             segs.append((role, val))
     if run:
         content.append({"type": "text", "text": run})
     return content, segs
 
 
+def _apply_template(vlm: VLM, content: list[dict]) -> str:
+    if vlm.family.render:
+        return vlm.family.render(vlm.processor, content)
+    return vlm.processor.apply_chat_template([{"role": "user", "content": content}], tokenize=False,
+                                             add_generation_prompt=True)
+
+
 def render(vlm: VLM, items: list[tuple[str, Any]]) -> tuple[str, list[tuple[str, int, int]], int]:
-    """Prompt string with the real texts, spans [(role, start, end)], number of images shown."""
-    content, segs = _content(items)
+    """Prompt string with the real texts, spans [(role, start, end)], number of images shown.
+
+    The prompt is the chat template rendered with the real texts, exactly what
+    ``apply_chat_template`` gives (a template may change a text: Gemma 3 / 4 ``| trim`` every
+    text item). A second rendering with one marker per segment gives the segments' order and the
+    template text between them; each segment is then found in the real rendering after the
+    previous one (its text without the whitespace the template may have dropped, widened to the
+    whitespace it kept), and the template text skipped on the way must be the marked rendering's.
+    """
+    content, segs = _content(items, marked=False)
     n_images = sum(1 for c in content if c["type"] == "image")
-    marked = vlm.family.render(vlm.processor, content) if vlm.family.render else vlm.processor.apply_chat_template(
-        [{"role": "user", "content": content}], tokenize=False, add_generation_prompt=True)
-    out, spans, pos = [], [], 0
-    length = 0
-    for m in _MARK.finditer(marked):
-        out.append(marked[pos:m.start()])
-        length += m.start() - pos
-        role, text = segs[int(m.group(1))]
-        spans.append((role, length, length + len(text)))
-        out.append(text)
-        length += len(text)
-        pos = m.end()
-    out.append(marked[pos:])
-    if len(spans) != len(segs):
-        raise RuntimeError(f"chat template of {vlm.model_id} dropped {len(segs) - len(spans)} text segment(s)")
-    return "".join(out), spans, n_images
+    prompt = _apply_template(vlm, content)
+    marked = _apply_template(vlm, _content(items, marked=True)[0])
+    pieces = _MARK.split(marked)  # template, index, template, index, ..., template
+    between, order = pieces[0::2], [int(i) for i in pieces[1::2]]
+    if order != list(range(len(segs))):
+        raise RuntimeError(f"chat template of {vlm.model_id} dropped or reordered text segments "
+                           f"(rendered {order}, expected {list(range(len(segs)))})")
+    spans, cursor = [], 0
+    for i, (role, text) in enumerate(segs):
+        core = text.strip()
+        start = prompt.find(core, cursor) if core else cursor
+        while start >= 0 and prompt[cursor:start].split() != between[i].split():
+            start = prompt.find(core, start + 1)  # an earlier occurrence inside template text
+        if start < 0:
+            raise RuntimeError(f"cannot locate the {role} text {core[:40]!r} in the chat template rendering of "
+                               f"{vlm.model_id} (the template changes it beyond trimming whitespace)")
+        end = start + len(core)
+        lead = text[: len(text) - len(text.lstrip())] if core else ""
+        trail = text[len(text.rstrip()):] if core else ""
+        if lead and prompt[start - len(lead):start] == lead and start - len(lead) >= cursor:
+            start -= len(lead)
+        if trail and prompt[end:end + len(trail)] == trail:
+            end += len(trail)
+        spans.append((role, start, end))
+        cursor = end
+    if prompt[cursor:].split() != between[-1].split():
+        raise RuntimeError(f"the chat template rendering of {vlm.model_id} does not end as its marked rendering")
+    return prompt, spans, n_images
 
 
 def _shift(spans, replacements) -> list[tuple[str, int, int]]:
@@ -356,8 +390,14 @@ def encode(vlm: VLM, view: PromptView) -> Encoded:
     media = MediaLayout(video_slots=_video_slots(inputs, clips), video_frames=tuple(len(c) for c in clips),
                         video_seconds=tuple(float(c.duration) for c in clips), audio_seconds=audio_seconds,
                         audio_samples=tuple(int(a.shape[0]) for a in audio))
-    return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=image_grids(inputs, replacements, vlm),
-                   text=text, n_images=len(images), media=media)
+    grids = image_grids(inputs, replacements, vlm)
+    image_reps = [r["replacement"] for r in replacements if r["type"] == "image"]
+    counts = [sum(rep.count(t) for t in vlm.family.image_tokens) for rep in image_reps]
+    tiles = image_tiles(vlm, counts if len(counts) == len(grids) else [r * c for r, c in grids], grids,
+                        image_reps if len(image_reps) == len(grids) else [""] * len(grids),
+                        [(im.height, im.width) for im in images], inputs)
+    return Encoded(inputs=inputs, roles=TokenRoles(role), image_grids=grids, text=text, n_images=len(images),
+                   image_tiles=tiles, media=media)
 
 
 def _video_slots(inputs, clips) -> tuple[int, ...]:

@@ -13,7 +13,9 @@ what                       ``SiteSpec`` field  generic rule
 text decoder               ``decoder``         ``model.get_decoder()``
 decoder layers             ``layers``          the decoder's child ``layers`` (a ModuleList)
 self-attention per layer   ``attention``       the layer's child ``self_attn``, else its one child
-                                               whose class name ends in ``Attention``
+                                               whose class name ends in ``Attention``; a layer
+                                               whose token mixer is named in ``attention_free``
+                                               (LFM2's ``conv``) has none (``None``)
 final norm                 ``final_norm``      the decoder's child ``norm`` / ``final_layernorm``
                                                / ``ln_f``
 text config                ``text_config``     the sub-config of ``model.config`` (breadth first
@@ -39,6 +41,13 @@ float media metadata       ``float_inputs``    none: float inputs that are neith
 
 Video and audio placeholder token ids (``Sites.video_token_ids`` / ``audio_token_ids``) come
 from ``Family.video_token`` / ``audio_token``.
+Hybrid decoders (LFM2: short convolutions in most layers, attention in a few) declare the child
+that replaces attention in their other layers (``SiteSpec(attention_free=("conv",))``). Such a
+layer resolves to ``None`` in ``Sites.attention``; ``Sites.attention_layers`` lists the decoder
+layers that have attention. What the instruments do there: the attention capture observes the
+attention layers only (the rows of the others are NaN; ``attention_layers`` is recorded with the
+datasets), the knockout cuts attention where there is some (a window without an attention layer
+is NaN), IG and the logit lens read every layer's residual stream as usual.
 
 Paths are dotted names of *registered* submodules (as ``model.named_modules()`` lists them;
 a property aliasing a module does not count), so hooks, nnsight envoys and device maps agree.
@@ -95,6 +104,7 @@ class SiteSpec:
     image_tokens: tuple[str, ...] = ()  # placeholder tokens besides Family.image_token
     audio_keys: tuple[str, ...] = ()  # float audio-feature inputs (e.g. "input_features"): silence replaces them
     float_inputs: tuple[str, ...] = ()  # float non-pixel media metadata (e.g. "second_per_grid_ts")
+    attention_free: tuple[str, ...] = ()  # children that mark a layer without attention (LFM2: "conv")
 
     def __post_init__(self) -> None:
         if self.image_batching not in IMAGE_BATCHING:
@@ -107,13 +117,14 @@ class Sites:
 
     decoder: path of the text decoder in the model ("" = the model itself). layers: path of the
     decoder layers' ModuleList in the decoder. attention: per layer, the path of its
-    self-attention in the layer. final_norm: path in the decoder. text_config: the sub-config key
+    self-attention in the layer (``None``: a layer without attention, see ``attention_free``).
+    final_norm: path in the decoder. text_config: the sub-config key
     path ``set_attn_implementation`` takes for the decoder ("" = the model's own config).
     """
 
     decoder: str
     layers: str
-    attention: tuple[str, ...]
+    attention: tuple[str | None, ...]
     final_norm: str
     text_config: str
     token_inputs: Mapping[str, TokenInput] = field(default_factory=lambda: DEFAULT_TOKEN_INPUTS)
@@ -128,7 +139,13 @@ class Sites:
 
     @property
     def n_layers(self) -> int:
+        """Decoder layers (with or without attention)."""
         return len(self.attention)
+
+    @property
+    def attention_layers(self) -> tuple[int, ...]:
+        """Indices of the decoder layers that have attention (all of them but in hybrid decoders)."""
+        return tuple(i for i, a in enumerate(self.attention) if a is not None)
 
     def decoder_of(self, model: torch.nn.Module) -> torch.nn.Module:
         return submodule(model, self.decoder)
@@ -136,9 +153,11 @@ class Sites:
     def layers_of(self, model: torch.nn.Module) -> torch.nn.ModuleList:
         return submodule(self.decoder_of(model), self.layers)
 
-    def attention_of(self, model: torch.nn.Module) -> list[torch.nn.Module]:
-        """The self-attention module of every decoder layer, in layer order."""
-        return [submodule(layer, path) for layer, path in zip(self.layers_of(model), self.attention)]
+    def attention_of(self, model: torch.nn.Module) -> list[torch.nn.Module | None]:
+        """The self-attention module of every decoder layer, in layer order (``None`` for a layer
+        without attention)."""
+        return [None if path is None else submodule(layer, path)
+                for layer, path in zip(self.layers_of(model), self.attention)]
 
     def final_norm_of(self, model: torch.nn.Module) -> torch.nn.Module:
         return submodule(self.decoder_of(model), self.final_norm)
@@ -233,9 +252,12 @@ def _layers_path(decoder: torch.nn.Module, where: str, spec: SiteSpec) -> torch.
     return layers
 
 
-def _attention_path(layer: torch.nn.Module, index: int, spec: SiteSpec) -> str:
+def _attention_path(layer: torch.nn.Module, index: int, spec: SiteSpec) -> str | None:
     children = dict(layer.named_children())
+    free = any(name in children for name in spec.attention_free)  # the layer's mixer is not attention
     if spec.attention is not None:
+        if free and spec.attention.split(".")[0] not in children:
+            return None
         submodule(layer, spec.attention, f"decoder layer {index}")
         return spec.attention
     if "self_attn" in children:
@@ -243,6 +265,8 @@ def _attention_path(layer: torch.nn.Module, index: int, spec: SiteSpec) -> str:
     named = [n for n, m in children.items() if type(m).__name__.endswith("Attention")]
     if len(named) == 1:
         return named[0]
+    if not named and free:
+        return None  # a layer without attention (hybrid decoder)
     raise SiteError(f"decoder layer {index} ({type(layer).__name__}): looked for a child 'self_attn' or one "
                     f"child whose class name ends in 'Attention', found {named or 'none'} among "
                     f"{', '.join(children)}; declare SiteSpec(attention=...)")
@@ -297,10 +321,14 @@ def resolve_sites(model: torch.nn.Module, spec: SiteSpec = SiteSpec(), image_tok
     decoder = submodule(model, decoder_path)
     where = decoder_path or "<model>"
     layers = _layers_path(decoder, where, spec)
+    attention = tuple(_attention_path(layer, i, spec) for i, layer in enumerate(layers))
+    if all(a is None for a in attention):
+        raise SiteError(f"no decoder layer of {where!r} has attention (every layer holds one of "
+                        f"{', '.join(spec.attention_free)})")
     return Sites(
         decoder=decoder_path,
         layers=spec.layers,
-        attention=tuple(_attention_path(layer, i, spec) for i, layer in enumerate(layers)),
+        attention=attention,
         final_norm=_final_norm_path(decoder, where, spec),
         text_config=_text_config_key(model, decoder, spec),
         token_inputs=MappingProxyType({**DEFAULT_TOKEN_INPUTS, **spec.token_inputs}),

@@ -37,10 +37,24 @@ def text_config(config) -> Any:
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
+def _per_layer(tc, key: str) -> Any:
+    """``tc.<key>``; in a config whose layers differ in it (Gemma 4: full-attention layers have a
+    wider head), the value of layer 0."""
+    try:
+        return getattr(tc, key, None)
+    except Exception as exc:  # transformers' AmbiguousGlobalPerLayerAttributeError
+        if type(exc).__name__ != "AmbiguousGlobalPerLayerAttributeError":
+            raise
+        if 0 in tc.per_layer_config:  # layer 0 overrides the shared value
+            return getattr(tc.per_layer_config[0], key, None)
+        return vars(tc).get(key)  # the shared value (layers without an override)
+
+
 def make_spec(family: Family, model, image_token_id: int) -> ModelSpec:
+    """Shape facts of ``model``'s decoder; where layers differ (head_dim, kv heads), layer 0's."""
     tc = text_config(model.config)
     n_heads = tc.num_attention_heads
-    head_dim = getattr(tc, "head_dim", None) or tc.hidden_size // n_heads
+    head_dim = _per_layer(tc, "head_dim") or tc.hidden_size // n_heads
     layer_types = getattr(tc, "layer_types", None) or ()
     return ModelSpec(
         family=family.name,
@@ -48,7 +62,7 @@ def make_spec(family: Family, model, image_token_id: int) -> ModelSpec:
         image_token_id=int(image_token_id),
         n_layers=tc.num_hidden_layers,
         n_heads=n_heads,
-        n_kv_heads=getattr(tc, "num_key_value_heads", None) or n_heads,
+        n_kv_heads=_per_layer(tc, "num_key_value_heads") or n_heads,
         head_dim=head_dim,
         hidden_size=tc.hidden_size,
         vocab_size=tc.vocab_size,
@@ -93,8 +107,9 @@ class VLM:
     def final_norm(self) -> torch.nn.Module:
         return self.sites.final_norm_of(self.model)
 
-    def attention_modules(self) -> list[torch.nn.Module]:
-        """The self-attention module of every decoder layer, in layer order."""
+    def attention_modules(self) -> list[torch.nn.Module | None]:
+        """The self-attention module of every decoder layer, in layer order (``None`` for a layer
+        without attention: ``sites.attention_free``)."""
         return self.sites.attention_of(self.model)
 
     @property

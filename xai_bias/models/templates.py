@@ -1,4 +1,17 @@
-"""Chat templates of the real checkpoints (Jinja text as published with each model)."""
+"""Chat templates of the real checkpoints (Jinja text as published with each model).
+
+Short ones are written here; long ones lie verbatim in ``chat_templates/NAME.jinja`` (read with
+``published_template(NAME)``), each with its source in ``chat_templates/SOURCES.md``.
+"""
+
+import functools
+from importlib import resources
+
+
+@functools.lru_cache(maxsize=None)
+def published_template(name: str) -> str:
+    """The verbatim chat template ``chat_templates/<name>.jinja``."""
+    return resources.files(__package__).joinpath("chat_templates", f"{name}.jinja").read_text(encoding="utf-8")
 
 QWEN_VL_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
@@ -90,4 +103,46 @@ QWEN2_AUDIO_TEMPLATE = (  # Qwen/Qwen2-Audio-7B-Instruct (as transformers' Qwen2
     "{{ audio_count.value }}: <|audio_bos|><|AUDIO|><|audio_eos|>\n{% elif 'text' in content %}"
     "{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+LLAVA_NEXT_MISTRAL_TEMPLATE = (  # llava-hf/llava-v1.6-mistral-7b-hf (chat_template.json)
+    "{% for message in messages %}{% if message['role'] == 'system' %}{{ '<<SYS>>\n' + message['content'][0]['text'] "
+    "+ '\n<</SYS>>\n\n' }}{% elif message['role'] == 'user' %}{{ '[INST] ' }}{# Render all images first #}"
+    "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>\n' }}{% endfor %}"
+    "{# Render all text next #}{% for content in message['content'] | selectattr('type', 'equalto', 'text') %}"
+    "{{ content['text'] }}{% endfor %}{{' [/INST]' }}{% elif message['role'] == 'assistant' %}"
+    "{{ ' ' + message['content'][0]['text'] + '<\\\\s> '}}{% else %}"
+    "{{ raise_exception('Only user and assistant roles are supported!') }}{% endif %}{% endfor %}"
+)
+
+
+AYA_VISION_TEMPLATE = (  # the prompt format vLLM documents for CohereLabs/aya-vision-8b (offline inference
+    # examples); the checkpoint's own template is not reachable here, a real folder brings its own
+    "{{ bos_token }}{% for message in messages %}{% if message['role'] == 'user' %}"
+    "{{ '<|START_OF_TURN_TOKEN|><|USER_TOKEN|>' }}{% for item in message['content'] %}"
+    "{% if item['type'] == 'image' %}{{ '<image>' }}{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{{ '<|END_OF_TURN_TOKEN|>' }}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>' }}{% endif %}"
+)
+
+
+DEEPSEEK_VL_TEMPLATE = (  # deepseek-community/deepseek-vl-*-chat and Janus(-Pro): reconstructed so that it renders
+    # exactly the prompts transformers' processor tests pin for them ("<|User|>: ...\n<image_placeholder>\n\n
+    # <|Assistant|>:"); the conversion scripts that hold the original are not reachable offline
+    "{% for message in messages %}{% if message['role'] | lower == 'user' %}{{ '<|User|>: ' }}"
+    "{% for item in message['content'] %}{% if item['type'] == 'image' %}{{ '<image_placeholder>' }}"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}{{ '\n' }}{% endfor %}{{ '\n' }}"
+    "{% elif message['role'] | lower == 'assistant' %}{{ '<|Assistant|>: ' + message['content'][0]['text'] + "
+    "'<｜end▁of▁sentence｜>' }}{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|Assistant|>:' }}{% endif %}"
+)
+
+
+OVIS2_TEMPLATE = (  # the template transformers' Ovis2 processor test uses; the same test pins
+    # thisisiron/Ovis2-1B-hf's own rendering, which this template reproduces
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% for message in messages %}"
+    "{{'<|im_start|>' + message['role'] + '\n'}}{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for content in message['content'] %}{% if content['type'] == 'image' %}{{ '<image>\n' }}"
+    "{% elif content['type'] == 'text' %}{{ content['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{{'<|im_end|>\n'}}{% endfor %}{% if add_generation_prompt %}{{'<|im_start|>assistant\n' }}{% endif %}"
 )

@@ -6,7 +6,10 @@ Reads ``/attention/maps`` (``[L, width]`` per record, NaN-padded after the recor
 head-mean attention of the answer row on each image token; flat variable-length rows of
 ``L * n_image_tokens`` are read too) and ``/attention/map_grid`` (``[max_images, 2]``: rows, cols
 of vision tokens per image, zero rows after the last; image i owns the next rows_i * cols_i
-entries). The first image of the sample is shown. Each panel is normalised to its layer's maximum; the title gives the
+entries) and, where present, ``/attention/map_tiles`` (``models.layout.Tile`` rows: a tiled
+image — Idefics3 / SmolVLM tiles, InternVL patches, OneVision's anyres grid — is drawn tile by
+tile in place, its tiled high-resolution view; newline tokens are not drawn). The first image of
+the sample is shown. Each panel is normalised to its layer's maximum; the title gives the
 layer's total attention on the image.
 
 The image file is found through the record's metadata (``image``, ``images``, ``image_path``,
@@ -33,6 +36,7 @@ from .interventions import add_note
 MAP_DATASETS = ("attention/maps",)
 IG_MAP_DATASETS = ("attribution/ig_maps", "attribution/ig_map")
 GRID_DATASETS = ("attention/map_grid",)
+TILE_DATASETS = ("attention/map_tiles",)
 META_IMAGE_KEYS = ("image", "images", "image_path", "image_paths", "image_file", "image_files")
 
 
@@ -100,6 +104,37 @@ def _grid(source: Source, i: int, n_tokens: int) -> tuple[int, int]:
     return 1, n_tokens
 
 
+Patch = tuple[tuple[float, float, float, float], np.ndarray]  # (y0, y1, x0, x1) fractions, map indices
+
+
+def _tiles(source: Source, i: int, n_tokens: int) -> tuple[list[Patch], str]:
+    """The patches drawn for record ``i``'s first image: [((y0, y1, x0, x1) as fractions of the image,
+    map indices [rows, cols])] and a note on the view shown. From ``attention/map_tiles`` when the
+    record has tiles (the tiled high-resolution view when there is one, each tile in place), else
+    one patch: the ``map_grid`` grid over the whole image."""
+    name = _first(source, TILE_DATASETS)
+    if name is not None:
+        t = np.asarray(source.trace[name][i]).reshape(-1, 8)
+        t = t[(t[:, 0] == 0) & (t[:, 4] > 0) & (t[:, 5] > 0)]
+        if len(t):
+            view = 1 if (t[:, 1] == 1).any() else 0
+            t = t[t[:, 1] == view]
+            VR, VC = int((t[:, 2] + t[:, 4]).max()), int((t[:, 3] + t[:, 5]).max())
+            out = []
+            for _, _, r0, c0, rows, cols, off, stride in t.tolist():
+                idx = off + np.arange(rows)[:, None] * stride + np.arange(cols)[None, :]
+                if idx.max() < n_tokens:
+                    out.append(((r0 / VR, (r0 + rows) / VR, c0 / VC, (c0 + cols) / VC), idx))
+            if out:
+                if view == 0:
+                    return out, ""
+                return out, f"{len(out)} tiles of the tiled view" if len(out) > 1 else "the high-resolution view"
+    gr, gc = _grid(source, i, n_tokens)
+    if gr * gc > n_tokens:
+        gr, gc = 1, n_tokens
+    return [((0.0, 1.0, 0.0, 1.0), np.arange(gr * gc).reshape(gr, gc))], ""
+
+
 def find_image(source: Source, i: int, images: Mapping[str, Any] | None = None) -> Path | None:
     """The file of record ``i``'s (first) image, or None."""
     sid = str(source.column("records/sample_id")[i])
@@ -133,6 +168,14 @@ def _load_image(path: Path) -> np.ndarray | None:
         return None
 
 
+def _rect(ext: tuple[float, float, float, float]):
+    """A thin outline of one tile (extent x0, x1, y1, y0)."""
+    from matplotlib.patches import Rectangle
+
+    x0, x1, y1, y0 = ext
+    return Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, linewidth=0.6, edgecolor="white")
+
+
 def choose_layers(n: int) -> list[int]:
     """An early, a middle and a late layer of ``n`` (distinct where possible)."""
     picks = [int(round(q * (n - 1))) for q in (0.1, 0.5, 0.9)]
@@ -163,9 +206,9 @@ def image_overlays(source: Source, sample: str | None = None,
     cond = str(source.column("records/condition")[i])
     valid = np.isfinite(att).any(0)
     n_img_tokens = int(np.flatnonzero(valid)[-1] + 1) if valid.any() else att.shape[1]
-    gr, gc = _grid(source, i, n_img_tokens)
-    if gr * gc > n_img_tokens:
-        gr, gc = 1, n_img_tokens
+    patches, view_note = _tiles(source, i, n_img_tokens)
+    g0 = _grid(source, i, n_img_tokens)
+    first_n = min(g0[0] * g0[1], n_img_tokens)  # the first image's tokens (its share is the title's)
     path = find_image(source, i, images)
     img = _load_image(path) if path is not None else None
     if img is None:
@@ -182,29 +225,35 @@ def image_overlays(source: Source, sample: str | None = None,
             for c, layer in enumerate(layers):
                 ax = axes[r, c]
                 li = layer + off
-                vals = M[li, : gr * gc]
-                total = float(np.nansum(vals))
-                vmax = float(np.nanmax(vals)) if np.isfinite(vals).any() else 1.0
-                heat = (vals / vmax if vmax > 0 else vals).reshape(gr, gc)
+                total = float(np.nansum(M[li, :first_n]))
+                drawn = np.concatenate([M[li, idx.ravel()] for _, idx in patches])
+                vmax = float(np.nanmax(drawn)) if np.isfinite(drawn).any() else 1.0
+                vmax = vmax if vmax > 0 else 1.0
                 if img is not None:
                     h, w = img.shape[:2]
                     grey = img.astype(float) @ np.array([0.299, 0.587, 0.114]) / 255.0
                     ax.imshow(grey, extent=(0, w, h, 0), cmap="gray", vmin=0, vmax=1, interpolation="bilinear")
-                    im = ax.imshow(heat, extent=(0, w, h, 0), cmap=S.OVERLAY_CMAP, vmin=0, vmax=1,
-                                   alpha=0.65, interpolation="nearest")
-                    ax.set_xlim(0, w)
-                    ax.set_ylim(h, 0)
                     ax.set_xlabel("x (pixels)")
                     if c == 0:
                         ax.set_ylabel(f"{label}\ny (pixels)")
                 else:
-                    im = ax.imshow(heat, extent=(-0.5, gc - 0.5, gr - 0.5, -0.5), cmap=S.OVERLAY_CMAP,
-                                   vmin=0, vmax=1, interpolation="nearest")
-                    ax.set_xlabel("patch column (index)")
+                    h, w = (float(patches[0][1].shape[0]), float(patches[0][1].shape[1])) if len(patches) == 1 \
+                        else (1.0, 1.0)
+                    ax.set_xlabel("patch column (fraction)" if len(patches) > 1 else "patch column (index)")
+                    if c == 0:
+                        ax.set_ylabel(f"{label}\npatch row")
+                for (y0, y1, x0, x1), idx in patches:
+                    heat = M[li, idx] / vmax
+                    ext = (x0 * w, x1 * w, y1 * h, y0 * h)
+                    im = ax.imshow(heat, extent=ext, cmap=S.OVERLAY_CMAP, vmin=0, vmax=1,
+                                   alpha=0.65 if img is not None else 1.0, interpolation="nearest")
+                    if len(patches) > 1:
+                        ax.add_patch(_rect(ext))
+                ax.set_xlim(0, w)
+                ax.set_ylim(h, 0)
+                if img is None and len(patches) == 1:
                     ax.xaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
                     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-                    if c == 0:
-                        ax.set_ylabel(f"{label}\npatch row (index)")
                 what = "image mass" if label == "attention" else "|IG| on image"
                 ax.set_title(f"layer {layer} · {what} {100 * total:.1f}%" if label == "attention"
                              else f"layer {layer} · {what}")
@@ -212,7 +261,7 @@ def image_overlays(source: Source, sample: str | None = None,
         cb = fig.colorbar(im, ax=list(axes.flat), shrink=0.9, aspect=30, pad=0.02)
         cb.set_label("relative to the layer's max (0–1)")
         fig.suptitle(f"Answer-row attention on the image · {short_label(source.label)} · sample {sid} · "
-                     f"{condition_label(cond)}")
+                     f"{condition_label(cond)}" + (f" · {view_note}" if view_note else ""))
     for n in notes:
         add_note(fig, n)
     return fig

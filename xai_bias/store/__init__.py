@@ -45,6 +45,16 @@ Instruments add datasets outside /records, one row per record, settings as datas
 
     /attention/mass          [R, L, H, n_roles]  float32: attention of the answer query row(s) on
                                                  each role
+    /attention/maps          [R, L, width]       float32: head-mean attention of the answer row on
+                                                 each image token, NaN-padded (--save-maps)
+    /attention/map_grid      [R, max_images, 2]  int32: (rows, cols) of vision tokens per image
+    /attention/map_tiles     [R, max_tiles, 8]   int32: one row per tile of each image, (image,
+                                                 view, row0, col0, rows, cols, offset, stride):
+                                                 token (i, j) of the tile is map entry offset +
+                                                 i*stride + j; view 0 covers the whole image, view
+                                                 1 is the tiled high-resolution view; rows with
+                                                 rows <= 0 are padding (-1, or 0 in a record
+                                                 written without tiles)
     /attribution/ig          [R, L+1, n_roles]   float32: |IG| share per role, row 0 = input
                                                  embeddings (attrs: steps, baseline, ...)
     /attribution/ig_delta    [R]                 float32: IG convergence error

@@ -10,5 +10,6 @@ from __future__ import annotations
 from .base import FAMILIES, TINY_CLIP, TINY_SIGLIP, TINY_TEXT, Family, family_for_model_type
 from . import qwen, llava, idefics, gemma, internvl  # noqa: E402,F401  (each registers its entries)
 from . import audio  # noqa: E402,F401  (audio-language families)
+from . import cohere, deepseek, ovis  # noqa: E402,F401  (issue 15b: Aya Vision, DeepSeek-VL, Janus, Ovis2)
 
 __all__ = ["FAMILIES", "Family", "family_for_model_type", "TINY_TEXT", "TINY_CLIP", "TINY_SIGLIP"]

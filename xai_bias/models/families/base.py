@@ -58,6 +58,7 @@ class Family:
     processor_quirks: tuple[str, ...] = ()  # see processors.QUIRKS: "no_video", "plain_layout"
     position_ids: str = "mask"
     images_first: bool = False  # the prompt format puts every image before the text
+    image_layout: str = "grid"  # where each image token sits in its image (models/layout.py LAYOUTS)
     unk_token: str = "<unk>"
     render: Callable[[Any, list[dict]], str] | None = None  # prompt builder when there is no chat template
     add_bos: bool = False  # the real tokenizer prepends bos_token itself

@@ -25,6 +25,7 @@ IDEFICS_IMAGE_PROC = {"size": {"longest_edge": 112}, "max_image_size": {"longest
 
 FAMILIES.register("idefics3", Family(
     name="idefics3",
+    image_layout="idefics",
     description="Idefics3 (e.g. HuggingFaceM4/Idefics3-8B-Llama3)",
     model_types=("idefics3",),
     model_class="Idefics3ForConditionalGeneration",
@@ -45,6 +46,7 @@ FAMILIES.register("idefics3", Family(
 
 FAMILIES.register("smolvlm", Family(
     name="smolvlm",
+    image_layout="idefics",
     description="SmolVLM, Idefics3 architecture (e.g. HuggingFaceTB/SmolVLM-Instruct)",
     model_types=("smolvlm",),
     model_class="SmolVLMForConditionalGeneration",

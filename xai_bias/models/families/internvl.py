@@ -23,6 +23,7 @@ def _internvl_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("internvl", Family(
     name="internvl",
+    image_layout="internvl",
     description="InternVL, transformers format (e.g. OpenGVLab/InternVL3-2B-hf)",
     model_types=("internvl",),
     model_class="InternVLForConditionalGeneration",

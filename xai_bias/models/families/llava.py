@@ -1,11 +1,11 @@
-"""LLaVA 1.5 and LLaVA-OneVision."""
+"""LLaVA 1.5, LLaVA-OneVision and LLaVA-NeXT."""
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..templates import LLAVA_TEMPLATE, ONEVISION_TEMPLATE
 from ..sites import SiteSpec
+from ..templates import LLAVA_NEXT_MISTRAL_TEMPLATE, LLAVA_TEMPLATE, ONEVISION_TEMPLATE
 from .base import FAMILIES, TINY_CLIP, TINY_SIGLIP, TINY_TEXT, Family
 
 def _llava_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
@@ -58,6 +58,7 @@ def _onevision_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
 
 FAMILIES.register("llava_onevision", Family(
     name="llava_onevision",
+    image_layout="anyres",
     description="LLaVA-OneVision (e.g. llava-hf/llava-onevision-qwen2-7b-ov-hf)",
     model_types=("llava_onevision",),
     model_class="LlavaOnevisionForConditionalGeneration",
@@ -78,4 +79,32 @@ FAMILIES.register("llava_onevision", Family(
     video_processor_class="OnevisionVideoProcessorPil",
     tiny_video_processor={"size": {"height": 28, "width": 28}},
     sites=SiteSpec(pixel_keys=("pixel_values", "pixel_values_videos")),
+))
+
+
+NEXT_PINPOINTS = [[28, 56], [56, 28], [56, 56]]
+
+
+def _llava_next_tiny(ids: Mapping[str, int]) -> dict[str, Any]:
+    return dict(_llava_tiny(ids), image_grid_pinpoints=NEXT_PINPOINTS)
+
+
+FAMILIES.register("llava_next", Family(
+    name="llava_next",
+    image_layout="anyres",
+    description="LLaVA-NeXT / LLaVA-1.6, anyres tiles (e.g. llava-hf/llava-v1.6-mistral-7b-hf)",
+    model_types=("llava_next",),
+    model_class="LlavaNextForConditionalGeneration",
+    processor_class="LlavaNextProcessor",
+    image_processor_class="LlavaNextImageProcessorPil",
+    image_token="<image>",
+    special_tokens=("<unk>", "<s>", "</s>", "<image>", "<pad>"),
+    named_tokens={"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
+    chat_template=LLAVA_NEXT_MISTRAL_TEMPLATE,
+    tiny_config=_llava_next_tiny,
+    tiny_image_processor={"size": {"shortest_edge": 28}, "crop_size": {"height": 28, "width": 28},
+                          "image_grid_pinpoints": NEXT_PINPOINTS},
+    tiny_processor={"patch_size": 14, "vision_feature_select_strategy": "default", "num_additional_image_tokens": 1},
+    images_first=True,
+    add_bos=True,
 ))
